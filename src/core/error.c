@@ -1,0 +1,37 @@
+/* Thread-local error messages: see include/sedflow/error.h. */
+#include "sedflow/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local char sf__msg[1024];
+
+const char *sf_last_error(void) { return sf__msg; }
+
+void sf_error_clear(void) { sf__msg[0] = '\0'; }
+
+const char *sf_status_name(sf_status s)
+{
+    switch (s) {
+    case SF_OK: return "ok";
+    case SF_EINVAL: return "invalid argument";
+    case SF_EDOMAIN: return "outside the model's domain";
+    case SF_ENOMEM: return "out of memory";
+    case SF_EIO: return "input/output error";
+    case SF_EFORMAT: return "bad file format";
+    case SF_ENOCONV: return "did not converge";
+    case SF_EINTERNAL: return "internal error";
+    }
+    return "unknown error";
+}
+
+sf_status sf_error_set(sf_status code, const char *func, int line, const char *fmt, ...)
+{
+    int k = snprintf(sf__msg, sizeof sf__msg, "%s(%d): ", func, line);
+    if (k < 0 || (size_t)k >= sizeof sf__msg) return code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sf__msg + k, sizeof sf__msg - (size_t)k, fmt, ap);
+    va_end(ap);
+    return code;
+}
