@@ -1,0 +1,33 @@
+/*
+ * io/catalog_priv.h — helpers shared by the catalog readers (catalog*.c);
+ * not part of the public API.
+ */
+#ifndef SEDFLOW_IO_CATALOG_PRIV_H
+#define SEDFLOW_IO_CATALOG_PRIV_H
+
+#include "sedflow/catalog.h"
+
+/* Id that could not be read (missing, unparsable): row flag bit. */
+#define SF_CAT_ID_BAD (1u << 6)
+
+/* Grow every array of c to hold cap rows (n unchanged, new rows undefined). */
+sf_status sf_catalog__reserve(sf_catalog *c, size_t cap);
+
+/* Append one row with NaN values, id = row number, flags 0; grows by
+ * doubling (*cap is the current capacity).  Returns the row index via *row. */
+sf_status sf_catalog__push(sf_catalog *c, size_t *cap, size_t *row);
+
+/* Set band b of row i from an AB magnitude and its 1-sigma error (mag):
+ * flux = 10^(-0.4 (m - 22.5)), ivar = 1 / sigma_f^2 with
+ * sigma_f = f ln10/2.5 sigma_m; sigma <= 0 -> ivar 0; non-finite -> NaN. */
+void sf_catalog__set_mag(sf_catalog *c, size_t i, int b, double mag, double sigma_mag);
+
+/* Concatenate parts (freed, array entries set to NULL) into *out, ids kept;
+ * then remove duplicate ids (unless keep) and validate.  n_read = total. */
+sf_status sf_catalog__finish(sf_catalog **parts, size_t nparts, int keep_duplicates,
+                             sf_catalog_format fmt, sf_catalog **out);
+
+/* Case-insensitive equality of two names. */
+int sf_catalog__name_eq(const char *a, const char *b);
+
+#endif
