@@ -1,0 +1,51 @@
+/*
+ * model/sfh.h — NMF star-formation and metallicity histories, binned in
+ * lookback time, and the derived properties (MODEL.md s5).
+ */
+#ifndef SEDFLOW_MODEL_SFH_H
+#define SEDFLOW_MODEL_SFH_H
+
+#include <hdf5.h>
+
+#include "sedflow/error.h"
+
+#define SF_NMF_NT 50      /* basis sampling times */
+#define SF_NMF_NSFH 4     /* SFH bases */
+#define SF_NMF_NZH 2      /* ZH bases */
+#define SF_SFH_MAXBINS 43 /* lookback bins (42 edges from the grid + tage) */
+
+/* A basis function sampled at t (ascending, Gyr), as a piecewise-linear
+ * function of lookback time extended linearly beyond both ends; cum[k] is
+ * its integral from t[0] to t[k] (Gyr). */
+typedef struct {
+    double y[SF_NMF_NT];
+    double cum[SF_NMF_NT];
+} sf_basis_fn;
+
+typedef struct {
+    double t[SF_NMF_NT];               /* lookback time [Gyr], ascending */
+    sf_basis_fn sfh[SF_NMF_NSFH];      /* SFH bases, in PROVABGS order */
+    sf_basis_fn zh[SF_NMF_NZH];        /* ZH bases [metallicity Z per unit gamma] */
+} sf_nmf_basis;
+
+/* Read group nmf_basis of the model file. */
+sf_status sf_nmf_basis_load(hid_t file, sf_nmf_basis *b);
+
+/* Basis value at lookback time x [Gyr] (linear interpolation/extrapolation). */
+double sf_basis_eval(const sf_nmf_basis *b, const sf_basis_fn *f, double x);
+/* Exact integral of the basis from lo to hi [Gyr * basis unit]. */
+double sf_basis_integral(const sf_nmf_basis *b, const sf_basis_fn *f, double lo, double hi);
+
+/* Lookback-time bin edges for a galaxy of age tage [Gyr]: the grid edges
+ * below tage, then tage.  edges: SF_SFH_MAXBINS + 1; returns the number of
+ * bins. */
+int sf_sfh_bin_edges(double tage, double *edges);
+
+/* Metallicity clip(gamma1 ZH1(t) + gamma2 ZH2(t), SF_ZMIN, SF_ZMAX) at t [Gyr]. */
+double sf_zh_eval(const sf_nmf_basis *b, double gamma1, double gamma2, double t);
+
+/* Derived properties of one galaxy: theta (12), tage [Gyr] ->
+ * out[0] sfr_1gyr [Msun/yr], out[1] z_mw, out[2] tage_mw [Gyr]. */
+void sf_sfh_derived(const sf_nmf_basis *b, const double *theta, double tage, double *out);
+
+#endif
