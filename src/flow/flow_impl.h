@@ -1,0 +1,103 @@
+/*
+ * flow/flow_impl.h — private layout of sf_flow (MAF) shared by the flow
+ * sources: parameter views into the flat buffer, mask structure.
+ */
+#ifndef SEDFLOW_FLOW_IMPL_H
+#define SEDFLOW_FLOW_IMPL_H
+
+#include <stddef.h>
+
+#include "sedflow/flow.h"
+
+#define SF_MAF_NBLOCKS 2
+#define SF_MAF_BN_EPS 1e-3
+#define SF_MAF_BN_MOMENTUM 0.1
+#define SF_MAF_SCALE_EPS 1e-3f
+#define SF_FLOW_HIST_COLS 5
+
+/* Named views of one MADE's parameters inside a flat buffer (llm.c style):
+ * the same layout serves weights, gradients and Adam moments.  Weights are
+ * row-major [out][in] (PyTorch nn.Linear). */
+typedef struct {
+    float *w_in;                 /* H x D (masked) */
+    float *b_in;                 /* H */
+    float *w_c;                  /* H x C (dense; absent when C = 0) */
+    float *b_c;                  /* H */
+    float *bn_g[SF_MAF_NBLOCKS]; /* H */
+    float *bn_b[SF_MAF_NBLOCKS]; /* H */
+    float *w_h[SF_MAF_NBLOCKS];  /* H x H (masked) */
+    float *b_h[SF_MAF_NBLOCKS];  /* H */
+    float *w_f;                  /* 2D x H (masked) */
+    float *b_f;                  /* 2D */
+} sf_maf_view;
+
+/* A run of consecutive rows of a masked matrix that all see input columns
+ * [0, p): rows [rs, re). */
+typedef struct {
+    int rs, re, p;
+} sf_maf_run;
+
+struct sf_flow {
+    sf_flow_config cfg;
+    int D, C, K, H;
+    size_t n_params, n_layer; /* total, per MADE */
+    float *params;
+    float *bn_run; /* K x NBLOCKS x (mean H, var H) */
+    int *perm;     /* K x D */
+    double *theta_mean, *theta_std, *x_mean, *x_std;
+    double *lower, *upper;
+    double log_std_sum; /* sum_d log theta_std_d */
+    /* mask structure */
+    int *hdeg;          /* H: hidden degree, nondecreasing */
+    int *cnt_le;        /* D+1: cnt_le[g] = number of hidden units of degree <= g */
+    int n_run_in, n_run_h, n_run_f;
+    sf_maf_run *run_in, *run_h, *run_f; /* input layer (cols D), hidden (H), output (H) */
+    int *hgrp;          /* n_hgrp+1 boundaries of hidden degree groups */
+    int n_hgrp;
+    /* evaluation weights (BN folded): K x NBLOCKS x (H x H), K x NBLOCKS x H */
+    float *ev_w, *ev_b;
+    int prepared;
+    /* names and training history */
+    char theta_names[SF_FLOW_NAME_LEN], theta_units[SF_FLOW_NAME_LEN];
+    char x_names[SF_FLOW_NAME_LEN], x_units[SF_FLOW_NAME_LEN];
+    double *hist; /* n_hist x SF_FLOW_HIST_COLS */
+    size_t n_hist, cap_hist;
+    /* training metadata (for the file) */
+    long long meta_n_train, meta_n_val, meta_batch, meta_best_epoch;
+    double meta_lr, meta_best_val, meta_seconds;
+    char meta_stop[64];
+};
+
+/* Views of MADE k in buffer `base` (params, grads, Adam moments). */
+void sf_maf_view_of(const sf_flow *f, float *base, int k, sf_maf_view *v);
+
+/* Effective OpenMP thread count for a request. */
+int sf_flow_nthreads(int requested);
+/* Set OpenBLAS to one thread (the flow code parallelises with OpenMP). */
+void sf_flow_blas_single(void);
+
+/* Append a history row (grows the array). */
+sf_status sf_flow_hist_push(sf_flow *f, const double row[SF_FLOW_HIST_COLS]);
+
+/* Y[:, a:b] = X[:, 0:p] W[a:b, 0:p]^T + bias[a:b] for B rows (one sgemm). */
+void sf_maf_lin_rows(int B, int a, int b, int p, const float *X, int ldx, const float *W, int ldw,
+                     const float *bias, float *Y, int ldy);
+
+/* softplus in float, stable. */
+static inline float sf_softplusf(float s)
+{
+    return s > 20.f ? s : (s < -20.f ? __builtin_expf(s) : __builtin_log1pf(__builtin_expf(s)));
+}
+
+/* Random helpers (flow_rand.c): standard normal floats, in-place shuffles. */
+#include <gsl/gsl_rng.h>
+void sf_flow_gauss_fill(gsl_rng *r, float *z, size_t n);
+void sf_flow_shuffle(gsl_rng *r, size_t *a, size_t n);
+void sf_flow_shuffle_int(gsl_rng *r, int *a, size_t n);
+
+/* HDF5 pieces used by the trainer's checkpoints (flow_io.c). */
+#include <hdf5.h>
+sf_status sf_flow_write_h5(const sf_flow *f, hid_t file);
+sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out);
+
+#endif

@@ -1,0 +1,418 @@
+/*
+ * MAF training-mode forward and backward pass (hand-written, CBLAS sgemm).
+ *
+ * Threads split the hidden units: thread t owns the t-th slice of every
+ * degree group, computes those units' pre-activations (one sgemm per slice,
+ * only the unmasked block: rows of degree g see the column prefix of
+ * degree <= g), their activations and batch norm (per-unit statistics need
+ * all batch rows of a unit, which the owner has), the matching rows of the
+ * weight gradients, and the matching columns of the backpropagated
+ * gradients (columns of degree group g receive contributions from a row
+ * suffix only).  Barriers separate layers.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "flow/flow_impl.h"
+
+struct sf_flow_train_ws {
+    size_t bmax;
+    float *xz;            /* bmax x C */
+    float *u;             /* (K+1) x bmax x D: inputs of each MADE; u[K] = base z */
+    float *ct, *h0;       /* K x bmax x H */
+    float *xh, *bo, *hh;  /* K x NB x bmax x H: BN xhat, BN output, block output */
+    float *istd;          /* K x NB x H */
+    float *out;           /* K x bmax x 2D */
+    float *dA, *dB, *dC;  /* bmax x H */
+    float *dout;          /* bmax x 2D */
+    float *g0, *g1;       /* bmax x D ping-pong: d loss / d u */
+    double *ldet;         /* bmax */
+    double *s1, *s2;      /* H scratch (per unit sums) */
+};
+
+sf_status sf_flow_train_ws_alloc(const sf_flow *f, size_t bmax, sf_flow_train_ws **out)
+{
+    *out = NULL;
+    if (bmax < 2) return SF_ERROR(SF_EINVAL, "batch_max %zu < 2", bmax);
+    sf_flow_train_ws *w = calloc(1, sizeof *w);
+    if (!w) return SF_ERROR(SF_ENOMEM, "out of memory");
+    const size_t B = bmax, D = (size_t)f->D, C = (size_t)f->C, K = (size_t)f->K, H = (size_t)f->H,
+                 NB = SF_MAF_NBLOCKS;
+    w->bmax = bmax;
+    w->xz = malloc((B * C + 1) * sizeof(float));
+    w->u = malloc((K + 1) * B * D * sizeof(float));
+    w->ct = malloc(K * B * H * sizeof(float));
+    w->h0 = malloc(K * B * H * sizeof(float));
+    w->xh = malloc(K * NB * B * H * sizeof(float));
+    w->bo = malloc(K * NB * B * H * sizeof(float));
+    w->hh = malloc(K * NB * B * H * sizeof(float));
+    w->istd = malloc(K * NB * H * sizeof(float));
+    w->out = malloc(K * B * 2 * D * sizeof(float));
+    w->dA = malloc(B * H * sizeof(float));
+    w->dB = malloc(B * H * sizeof(float));
+    w->dC = malloc(B * H * sizeof(float));
+    w->dout = malloc(B * 2 * D * sizeof(float));
+    w->g0 = malloc(B * D * sizeof(float));
+    w->g1 = malloc(B * D * sizeof(float));
+    w->ldet = malloc(B * sizeof(double));
+    w->s1 = malloc(H * sizeof(double));
+    w->s2 = malloc(H * sizeof(double));
+    if (!w->xz || !w->u || !w->ct || !w->h0 || !w->xh || !w->bo || !w->hh || !w->istd || !w->out ||
+        !w->dA || !w->dB || !w->dC || !w->dout || !w->g0 || !w->g1 || !w->ldet || !w->s1 || !w->s2) {
+        sf_flow_train_ws_free(w);
+        return SF_ERROR(SF_ENOMEM, "out of memory for a training workspace of batch %zu", bmax);
+    }
+    *out = w;
+    return SF_OK;
+}
+
+void sf_flow_train_ws_free(sf_flow_train_ws *w)
+{
+    if (!w) return;
+    free(w->xz); free(w->u); free(w->ct); free(w->h0); free(w->xh); free(w->bo); free(w->hh);
+    free(w->istd); free(w->out); free(w->dA); free(w->dB); free(w->dC); free(w->dout);
+    free(w->g0); free(w->g1); free(w->ldet); free(w->s1); free(w->s2);
+    free(w);
+}
+
+/* Slice t of nt of [rs, re). */
+static inline void slice(int rs, int re, int t, int nt, int *a, int *b)
+{
+    long n = re - rs;
+    *a = rs + (int)(n * t / nt);
+    *b = rs + (int)(n * (t + 1) / nt);
+}
+
+/* Y[:, a:b] = X[:, 0:p] W[a:b, 0:p]^T + bias[a:b] (B rows). */
+void sf_maf_lin_rows(int B, int a, int b, int p, const float *X, int ldx, const float *W, int ldw,
+                     const float *bias, float *Y, int ldy)
+{
+    if (b <= a) return;
+    if (p > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, b - a, p, 1.f, X, ldx,
+                    W + (size_t)a * ldw, ldw, 0.f, Y + a, ldy);
+    for (int r = 0; r < B; r++) {
+        float *y = Y + (size_t)r * ldy;
+        if (p > 0)
+            for (int o = a; o < b; o++) y[o] += bias[o];
+        else
+            for (int o = a; o < b; o++) y[o] = bias[o];
+    }
+}
+
+/* dW[a:b, 0:p] = dY[:, a:b]^T X[:, 0:p];  db[a:b] = column sums of dY. */
+static void grad_rows(int B, int a, int b, int p, const float *dY, int ldy, const float *X, int ldx,
+                      float *dW, int ldw, float *db, double *acc)
+{
+    if (b <= a) return;
+    if (p > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b - a, p, B, 1.f, dY + a, ldy, X, ldx, 0.f,
+                    dW + (size_t)a * ldw, ldw);
+    for (int o = a; o < b; o++) acc[o] = 0;
+    for (int r = 0; r < B; r++)
+        for (int o = a; o < b; o++) acc[o] += dY[(size_t)r * ldy + o];
+    for (int o = a; o < b; o++) db[o] = (float)acc[o];
+}
+
+/* dX[:, c0:c1] = dY[:, r0:R] W[r0:R, c0:c1], r0 = first row whose prefix
+ * exceeds c0 (all later rows see the whole [c0, c1): aligned groups). */
+static void grad_cols(int B, int c0, int c1, const sf_maf_run *runs, int n_runs, const float *dY, int ldy,
+                      const float *W, int ldw, float *dX, int ldx)
+{
+    if (c1 <= c0) return;
+    int R = runs[n_runs - 1].re, r0 = R;
+    for (int q = 0; q < n_runs; q++)
+        if (runs[q].p > c0) {
+            r0 = runs[q].rs;
+            break;
+        }
+    if (r0 < R)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, c1 - c0, R - r0, 1.f, dY + r0, ldy,
+                    W + (size_t)r0 * ldw + c0, ldw, 0.f, dX + c0, ldx);
+    else
+        for (int r = 0; r < B; r++) memset(dX + (size_t)r * ldx + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+}
+
+/* Batch norm forward (batch statistics) of units [a, b). */
+static void bn_fwd(int B, int H, int a, int b, const float *x, const float *g, const float *be, float *xh,
+                   float *y, float *istd, float *run, int update, double *s1, double *s2)
+{
+    for (int o = a; o < b; o++) s1[o] = s2[o] = 0;
+    for (int r = 0; r < B; r++)
+        for (int o = a; o < b; o++) s1[o] += x[(size_t)r * H + o];
+    for (int o = a; o < b; o++) s1[o] /= B;
+    for (int r = 0; r < B; r++)
+        for (int o = a; o < b; o++) {
+            double d = x[(size_t)r * H + o] - s1[o];
+            s2[o] += d * d;
+        }
+    for (int o = a; o < b; o++) {
+        double var = s2[o] / B;
+        istd[o] = (float)(1 / sqrt(var + SF_MAF_BN_EPS));
+        if (update) {
+            run[o] = (float)((1 - SF_MAF_BN_MOMENTUM) * run[o] + SF_MAF_BN_MOMENTUM * s1[o]);
+            run[H + o] = (float)((1 - SF_MAF_BN_MOMENTUM) * run[H + o] + SF_MAF_BN_MOMENTUM * s2[o] / (B - 1));
+        }
+    }
+    for (int r = 0; r < B; r++)
+        for (int o = a; o < b; o++) {
+            size_t i = (size_t)r * H + o;
+            float v = (float)((x[i] - s1[o]) * istd[o]);
+            xh[i] = v;
+            y[i] = g[o] * v + be[o];
+        }
+}
+
+/* Batch norm backward of units [a, b): dy (in) -> dx (out, may alias dy). */
+static void bn_bwd(int B, int H, int a, int b, const float *dy, const float *xh, const float *g,
+                   const float *istd, float *dg, float *dbe, float *dx, double *s1, double *s2)
+{
+    for (int o = a; o < b; o++) s1[o] = s2[o] = 0;
+    for (int r = 0; r < B; r++)
+        for (int o = a; o < b; o++) {
+            size_t i = (size_t)r * H + o;
+            s1[o] += dy[i];
+            s2[o] += (double)dy[i] * xh[i];
+        }
+    for (int o = a; o < b; o++) dbe[o] = (float)s1[o], dg[o] = (float)s2[o];
+    for (int r = 0; r < B; r++)
+        for (int o = a; o < b; o++) {
+            size_t i = (size_t)r * H + o;
+            dx[i] = (float)(g[o] * istd[o] / B * ((double)B * dy[i] - s1[o] - xh[i] * s2[o]));
+        }
+}
+
+typedef struct {
+    sf_flow *f;
+    sf_flow_train_ws *w;
+    int B, update;
+    float *grad;
+} pass_ctx;
+
+static void forward(pass_ctx *c, int t, int nt)
+{
+    sf_flow *f = c->f;
+    sf_flow_train_ws *w = c->w;
+    const int B = c->B, D = f->D, C = f->C, H = f->H;
+    const size_t BH = (size_t)B * H;
+    for (int k = 0; k < f->K; k++) {
+        sf_maf_view v;
+        sf_maf_view_of(f, f->params, k, &v);
+        const float *u = w->u + (size_t)k * w->bmax * D;
+        float *ct = w->ct + k * BH, *h0 = w->h0 + k * BH;
+        for (int q = 0; q < f->n_run_in; q++) {
+            int a, b;
+            slice(f->run_in[q].rs, f->run_in[q].re, t, nt, &a, &b);
+            sf_maf_lin_rows(B, a, b, f->run_in[q].p, u, D, v.w_in, D, v.b_in, h0, H);
+            if (C > 0) sf_maf_lin_rows(B, a, b, C, w->xz, C, v.w_c, C, v.b_c, ct, H);
+            for (int r = 0; r < B; r++)
+                for (int o = a; o < b; o++) {
+                    size_t i = (size_t)r * H + o;
+                    if (C > 0) {
+                        ct[i] = tanhf(ct[i]);
+                        h0[i] = tanhf(h0[i] + ct[i]);
+                    } else
+                        h0[i] = tanhf(h0[i]);
+                }
+        }
+        const float *hin = h0;
+        for (int j = 0; j < SF_MAF_NBLOCKS; j++) {
+            size_t kj = (size_t)k * SF_MAF_NBLOCKS + j;
+            float *xh = w->xh + kj * BH, *bo = w->bo + kj * BH, *hh = w->hh + kj * BH;
+            float *istd = w->istd + kj * H, *run = f->bn_run + kj * 2 * H;
+            for (int q = 0; q < f->n_hgrp; q++) {
+                int a, b;
+                slice(f->hgrp[q], f->hgrp[q + 1], t, nt, &a, &b);
+                bn_fwd(B, H, a, b, hin, v.bn_g[j], v.bn_b[j], xh, bo, istd, run, c->update, w->s1, w->s2);
+            }
+#pragma omp barrier
+            for (int q = 0; q < f->n_run_h; q++) {
+                int a, b;
+                slice(f->run_h[q].rs, f->run_h[q].re, t, nt, &a, &b);
+                sf_maf_lin_rows(B, a, b, f->run_h[q].p, bo, H, v.w_h[j], H, v.b_h[j], hh, H);
+                for (int r = 0; r < B; r++)
+                    for (int o = a; o < b; o++) hh[(size_t)r * H + o] = tanhf(hh[(size_t)r * H + o]);
+            }
+            hin = hh;
+        }
+#pragma omp barrier
+        float *out = w->out + (size_t)k * w->bmax * 2 * D;
+        for (int q = t; q < f->n_run_f; q += nt)
+            sf_maf_lin_rows(B, f->run_f[q].rs, f->run_f[q].re, f->run_f[q].p, hin, H, v.w_f, H, v.b_f, out, 2 * D);
+#pragma omp barrier
+        /* affine + permutation, rows split */
+        int r0, r1;
+        slice(0, B, t, nt, &r0, &r1);
+        float *un = w->u + (size_t)(k + 1) * w->bmax * D;
+        const int *perm = f->perm + (size_t)k * D;
+        for (int r = r0; r < r1; r++) {
+            float z[1024];
+            double ld = k == 0 ? 0 : w->ldet[r];
+            for (int d = 0; d < D; d++) {
+                float s = out[(size_t)r * 2 * D + 2 * d], sh = out[(size_t)r * 2 * D + 2 * d + 1];
+                float sc = sf_softplusf(s) + SF_MAF_SCALE_EPS;
+                z[d] = sc * u[(size_t)r * D + d] + sh;
+                ld += logf(sc);
+            }
+            w->ldet[r] = ld;
+            for (int i = 0; i < D; i++) un[(size_t)r * D + i] = z[perm[i]];
+        }
+#pragma omp barrier
+    }
+}
+
+static void backward(pass_ctx *c, int t, int nt)
+{
+    sf_flow *f = c->f;
+    sf_flow_train_ws *w = c->w;
+    const int B = c->B, D = f->D, C = f->C, H = f->H;
+    const size_t BH = (size_t)B * H;
+    const float invB = 1.f / B;
+    float *g = w->g0, *gn = w->g1; /* d loss / d u_{k+1}, d loss / d u_k */
+    int r0, r1;
+    slice(0, B, t, nt, &r0, &r1);
+    const float *zK = w->u + (size_t)f->K * w->bmax * D;
+    for (int r = r0; r < r1; r++)
+        for (int d = 0; d < D; d++) g[(size_t)r * D + d] = zK[(size_t)r * D + d] * invB;
+#pragma omp barrier
+    for (int k = f->K - 1; k >= 0; k--) {
+        sf_maf_view v, dv;
+        sf_maf_view_of(f, f->params, k, &v);
+        sf_maf_view_of(f, c->grad, k, &dv);
+        const float *u = w->u + (size_t)k * w->bmax * D;
+        const float *out = w->out + (size_t)k * w->bmax * 2 * D;
+        const int *perm = f->perm + (size_t)k * D;
+        /* 1. through the permutation and the affine map (rows split) */
+        for (int r = r0; r < r1; r++) {
+            float dvz[1024];
+            for (int i = 0; i < D; i++) dvz[perm[i]] = g[(size_t)r * D + i];
+            for (int d = 0; d < D; d++) {
+                float s = out[(size_t)r * 2 * D + 2 * d];
+                float sc = sf_softplusf(s) + SF_MAF_SCALE_EPS;
+                float sig = 1.f / (1.f + expf(-s));
+                float dsc = dvz[d] * u[(size_t)r * D + d] - invB / sc;
+                w->dout[(size_t)r * 2 * D + 2 * d] = dsc * sig;
+                w->dout[(size_t)r * 2 * D + 2 * d + 1] = dvz[d];
+                gn[(size_t)r * D + d] = dvz[d] * sc;
+            }
+        }
+#pragma omp barrier
+        /* 2. output layer */
+        const size_t kl = (size_t)k * SF_MAF_NBLOCKS + SF_MAF_NBLOCKS - 1;
+        const float *hlast = w->hh + kl * BH;
+        for (int q = t; q < f->n_run_f; q += nt)
+            grad_rows(B, f->run_f[q].rs, f->run_f[q].re, f->run_f[q].p, w->dout, 2 * D, hlast, H, dv.w_f, H,
+                      dv.b_f, w->s2);
+        float *dcur = w->dA, *dnext = w->dB;
+        for (int q = 0; q < f->n_hgrp; q++) {
+            int a, b;
+            slice(f->hgrp[q], f->hgrp[q + 1], t, nt, &a, &b);
+            grad_cols(B, a, b, f->run_f, f->n_run_f, w->dout, 2 * D, v.w_f, H, dcur, H);
+            for (int r = 0; r < B; r++)
+                for (int o = a; o < b; o++) {
+                    size_t i = (size_t)r * H + o;
+                    dcur[i] *= 1.f - hlast[i] * hlast[i];
+                }
+        }
+        /* 3. hidden blocks, last to first: dcur = d loss / d pre-activation of block j */
+        for (int j = SF_MAF_NBLOCKS - 1; j >= 0; j--) {
+            size_t kj = (size_t)k * SF_MAF_NBLOCKS + j;
+            const float *bo = w->bo + kj * BH, *xh = w->xh + kj * BH, *istd = w->istd + kj * H;
+            const float *hprev = j > 0 ? w->hh + (kj - 1) * BH : w->h0 + (size_t)k * BH;
+            for (int q = 0; q < f->n_run_h; q++) {
+                int a, b;
+                slice(f->run_h[q].rs, f->run_h[q].re, t, nt, &a, &b);
+                grad_rows(B, a, b, f->run_h[q].p, dcur, H, bo, H, dv.w_h[j], H, dv.b_h[j], w->s1);
+            }
+#pragma omp barrier
+            for (int q = 0; q < f->n_hgrp; q++) {
+                int a, b;
+                slice(f->hgrp[q], f->hgrp[q + 1], t, nt, &a, &b);
+                grad_cols(B, a, b, f->run_h, f->n_run_h, dcur, H, v.w_h[j], H, dnext, H);
+                bn_bwd(B, H, a, b, dnext, xh, v.bn_g[j], istd, dv.bn_g[j], dv.bn_b[j], dnext, w->s1, w->s2);
+                for (int r = 0; r < B; r++)
+                    for (int o = a; o < b; o++) {
+                        size_t i = (size_t)r * H + o;
+                        dnext[i] *= 1.f - hprev[i] * hprev[i];
+                    }
+            }
+            float *tmp = dcur;
+            dcur = dnext;
+            dnext = tmp;
+        }
+        /* 4. input and context layers (dcur = d loss / d pre0) */
+        const float *ct = w->ct + (size_t)k * BH;
+        for (int q = 0; q < f->n_run_in; q++) {
+            int a, b;
+            slice(f->run_in[q].rs, f->run_in[q].re, t, nt, &a, &b);
+            grad_rows(B, a, b, f->run_in[q].p, dcur, H, u, D, dv.w_in, D, dv.b_in, w->s1);
+            if (C > 0) {
+                for (int r = 0; r < B; r++)
+                    for (int o = a; o < b; o++) {
+                        size_t i = (size_t)r * H + o;
+                        w->dC[i] = dcur[i] * (1.f - ct[i] * ct[i]);
+                    }
+                grad_rows(B, a, b, C, w->dC, H, w->xz, C, dv.w_c, C, dv.b_c, w->s1);
+            }
+        }
+#pragma omp barrier
+        /* d loss / d u_k: direct term (in gn) + through the input layer */
+        for (int i = t; i < D; i += nt) {
+            int rfirst = H;
+            for (int q = 0; q < f->n_run_in; q++)
+                if (f->run_in[q].p > i) {
+                    rfirst = f->run_in[q].rs;
+                    break;
+                }
+            if (rfirst < H)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, B, H - rfirst, 1.f, dcur + rfirst, H,
+                            v.w_in + (size_t)rfirst * D + i, D, 1.f, gn + i, D);
+        }
+#pragma omp barrier
+        float *tmp = g;
+        g = gn;
+        gn = tmp;
+    }
+}
+
+sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *w, size_t Bz, const double *theta, const double *x,
+                            int update_running, double *loss, float *grad, double *logq_rows, int nthreads)
+{
+    if (Bz < 2 || Bz > w->bmax) return SF_ERROR(SF_EINVAL, "batch %zu outside [2, %zu]", Bz, w->bmax);
+    if (!theta || (f->C > 0 && !x) || !grad) return SF_ERROR(SF_EINVAL, "NULL theta, x or grad");
+    if (f->D > 1024) return SF_ERROR(SF_EINVAL, "D > 1024 not supported");
+    sf_flow_blas_single();
+    const int B = (int)Bz, D = f->D, C = f->C;
+    for (int r = 0; r < B; r++) {
+        for (int d = 0; d < D; d++)
+            w->u[(size_t)r * D + d] = (float)((theta[(size_t)r * D + d] - f->theta_mean[d]) / f->theta_std[d]);
+        for (int c = 0; c < C; c++)
+            w->xz[(size_t)r * C + c] = (float)((x[(size_t)r * C + c] - f->x_mean[c]) / f->x_std[c]);
+    }
+    if (update_running) f->prepared = 0;
+    pass_ctx ctx = {f, w, B, update_running, grad};
+    int nt = sf_flow_nthreads(nthreads);
+    if (nt > B / 2) nt = B / 2 > 0 ? B / 2 : 1;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        forward(&ctx, t, n);
+        backward(&ctx, t, n);
+    }
+    const float *z = w->u + (size_t)f->K * w->bmax * D;
+    const double c0 = -0.5 * D * log(2 * M_PI) - f->log_std_sum;
+    double sum = 0;
+    for (int r = 0; r < B; r++) {
+        double q = c0 + w->ldet[r];
+        for (int d = 0; d < D; d++) q -= 0.5 * (double)z[(size_t)r * D + d] * z[(size_t)r * D + d];
+        if (logq_rows) logq_rows[r] = q;
+        sum += q;
+    }
+    if (loss) *loss = -sum / B;
+    if (!isfinite(sum)) return SF_ERROR(SF_ENOCONV, "log q not finite in a training batch");
+    return SF_OK;
+}
