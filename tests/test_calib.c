@@ -51,7 +51,7 @@ static void analyse(size_t n, size_t L, double width, double shift, result *res)
     make(n, L, width, shift, 100, truth, samples);
     double lev[SF_CALIB_NLEV];
     sf_calib_levels(lev);
-    CHECK(sf_calib_ranks(samples, truth, n, L, 2, 7, res->rank, res->pit) == SF_OK, "ranks");
+    CHECK(sf_calib_ranks(samples, truth, n, L, 2, 7, 0, res->rank, res->pit) == SF_OK, "ranks");
     CHECK(sf_calib_summary(res->rank, res->pit, n, L, 2, 20, res->st) == SF_OK, "summary");
     for (int p = 0; p < 2; p++) {
         sf_calib_coverage(res->pit + p, n, 2, SF_CALIB_NLEV, lev, res->cov[p]);
@@ -171,13 +171,20 @@ int main(void)
         double p1[400], p2[400];
         int nt = omp_get_max_threads();
         omp_set_num_threads(1);
-        sf_calib_ranks(samples, truth, 200, 50, 2, 5, r1, p1);
+        sf_calib_ranks(samples, truth, 200, 50, 2, 5, 0, r1, p1);
         omp_set_num_threads(2);
-        sf_calib_ranks(samples, truth, 200, 50, 2, 5, r2, p2);
+        sf_calib_ranks(samples, truth, 200, 50, 2, 5, 0, r2, p2);
         omp_set_num_threads(nt);
         CHECK(!memcmp(r1, r2, sizeof r1) && !memcmp(p1, p2, sizeof p1), "ranks identical with 1 and 2 threads");
+        /* Two chunks (items 0..119, 120..199) = one call. */
+        sf_calib_ranks(samples, truth, 120, 50, 2, 5, 0, r2, p2);
+        sf_calib_ranks(samples + 120 * 50 * 2, truth + 120 * 2, 80, 50, 2, 5, 120, r2 + 240, p2 + 240);
+        CHECK(!memcmp(r1, r2, sizeof r1) && !memcmp(p1, p2, sizeof p1), "chunked ranks identical to one call");
         samples[(7 * 50 + 3) * 2 + 1] = NAN;
-        CHECK(sf_calib_ranks(samples, truth, 200, 50, 2, 5, r1, p1) == SF_EINVAL && strstr(sf_last_error(), "item 7"),
+        CHECK(sf_calib_ranks(samples, truth, 200, 50, 2, 5, 0, r1, p1) == SF_EINVAL && strstr(sf_last_error(), "item 7"),
+              "NaN sample rejected: %s", sf_last_error());
+        CHECK(sf_calib_ranks(samples + 5 * 50 * 2, truth + 5 * 2, 10, 50, 2, 5, 5, r1, p1) == SF_EINVAL &&
+                  strstr(sf_last_error(), "item 7"),
               "NaN sample rejected: %s", sf_last_error());
         free(truth);
         free(samples);
@@ -190,7 +197,7 @@ int main(void)
         double *truth = calloc(nt, sizeof *truth), *samples = calloc(nt * Lt, sizeof *samples);
         long *r = malloc(nt * sizeof *r);
         double *u = malloc(nt * sizeof *u);
-        sf_calib_ranks(samples, truth, nt, Lt, 1, 1, r, u);
+        sf_calib_ranks(samples, truth, nt, Lt, 1, 1, 0, r, u);
         size_t h[10];
         sf_calib_rank_hist(r, nt, 1, Lt, 10, h);
         sf_calib_chi2(h, 10, Lt, &x2, &dof, &p);

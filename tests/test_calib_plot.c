@@ -46,8 +46,8 @@ int main(void)
     gsl_rng_free(r);
     long *rank = malloc(n * P * sizeof *rank);
     double *pit = malloc(n * P * sizeof *pit), *pit2 = malloc(n * P * sizeof *pit2);
-    sf_calib_ranks(s2, truth, n, L, P, 1, rank, pit2);
-    sf_calib_ranks(s1, truth, n, L, P, 1, rank, pit);
+    sf_calib_ranks(s2, truth, n, L, P, 1, 0, rank, pit2);
+    sf_calib_ranks(s1, truth, n, L, P, 1, 0, rank, pit);
     const char *names[4] = {"log_mstar", "beta_1 'quoted'", "tau_bc", NULL};
 
     char dir[4096];

@@ -41,10 +41,13 @@ extern "C" {
 #endif
 
 /* SBC ranks and randomised percentiles of the truths.  rank or pit may be
- * NULL.  Errors: SF_EINVAL (zero sizes, L < 1, NaN in truth or samples:
- * message names the item and parameter), SF_ENOMEM.  Parallel over items. */
+ * NULL.  item0 is the global index of the first item: item i draws from
+ * stream item0 + i, so a large set processed in chunks (item0 = 0, 100,
+ * 200, ...) gives the same result as in one call.  Errors: SF_EINVAL (zero
+ * sizes, L < 1, NaN in truth or samples: message names the item and
+ * parameter), SF_ENOMEM.  Parallel over items. */
 sf_status sf_calib_ranks(const double *samples, const double *truth, size_t n_test, size_t L, size_t nparam,
-                         uint64_t seed, long *rank, double *pit);
+                         uint64_t seed, size_t item0, long *rank, double *pit);
 
 /* Histogram of ranks 0..L of one parameter (column rank[i * stride]) in
  * nbins bins: rank r goes to bin floor(r * nbins / (L + 1)).  counts[nbins].

@@ -26,10 +26,12 @@ static sf_status check_sizes(size_t n_test, size_t L, size_t nparam)
 }
 
 /* First NaN in truth/samples as (item, param), or 0 when none. */
-static sf_status check_finite(const double *samples, const double *truth, size_t n_test, size_t L, size_t nparam)
+static sf_status check_finite(const double *samples, const double *truth, size_t n_test, size_t L, size_t nparam,
+                              size_t item0)
 {
     for (size_t i = 0; i < n_test * nparam; i++)
-        if (isnan(truth[i])) return SF_ERROR(SF_EINVAL, "truth of item %zu, parameter %zu is NaN", i / nparam, i % nparam);
+        if (isnan(truth[i])) return SF_ERROR(SF_EINVAL, "truth of item %zu, parameter %zu is NaN", item0 + i / nparam,
+                                           i % nparam);
     const size_t row = L * nparam;
     long bad = LONG_MAX; /* lowest bad item, whatever the threads */
 #pragma omp parallel for schedule(static) reduction(min : bad)
@@ -39,16 +41,16 @@ static sf_status check_finite(const double *samples, const double *truth, size_t
         for (size_t j = 0; j < row; j++) nan |= isnan(s[j]);
         if (nan && i < bad) bad = i;
     }
-    if (bad != LONG_MAX) return SF_ERROR(SF_EINVAL, "posterior samples of item %ld contain NaN", bad);
+    if (bad != LONG_MAX) return SF_ERROR(SF_EINVAL, "posterior samples of item %zu contain NaN", item0 + (size_t)bad);
     return SF_OK;
 }
 
 sf_status sf_calib_ranks(const double *samples, const double *truth, size_t n_test, size_t L, size_t nparam,
-                         uint64_t seed, long *rank, double *pit)
+                         uint64_t seed, size_t item0, long *rank, double *pit)
 {
     if (!samples || !truth) return SF_ERROR(SF_EINVAL, "NULL argument");
     sf_status st = check_sizes(n_test, L, nparam);
-    if (!st) st = check_finite(samples, truth, n_test, L, nparam);
+    if (!st) st = check_finite(samples, truth, n_test, L, nparam, item0);
     if (st) return st;
     const int nthr = omp_get_max_threads();
     gsl_rng **rngs = calloc((size_t)nthr, sizeof *rngs);
@@ -75,7 +77,7 @@ sf_status sf_calib_ranks(const double *samples, const double *truth, size_t n_te
                 eq[p] += s[p] == t[p];
             }
         gsl_rng *r = rngs[tid];
-        sf_rng_set_stream(r, seed, (uint64_t)i);
+        sf_rng_set_stream(r, seed, (uint64_t)item0 + (uint64_t)i);
         for (size_t p = 0; p < nparam; p++) {
             /* Always draw both variates so the stream layout is fixed. */
             long rk = (long)lt[p] + (long)gsl_rng_uniform_int(r, eq[p] + 1);
@@ -223,7 +225,7 @@ sf_status sf_calib_tarp(const double *samples, const double *truth, size_t n_tes
 {
     if (!samples || !truth || !level || !ecp) return SF_ERROR(SF_EINVAL, "NULL argument");
     sf_status st = check_sizes(n_test, L, nparam);
-    if (!st) st = check_finite(samples, truth, n_test, L, nparam);
+    if (!st) st = check_finite(samples, truth, n_test, L, nparam, 0);
     if (st) return st;
     double *lo = malloc(2 * nparam * sizeof *lo), *fi = malloc(n_test * sizeof *fi);
     const int nthr = omp_get_max_threads();
