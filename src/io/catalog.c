@@ -326,13 +326,13 @@ sf_status sf_catalog_format_parse(const char *name, sf_catalog_format *fmt)
     return SF_ERROR(SF_EINVAL, "unknown catalog format '%s' (nsa, mgs, csv, hdf5, auto)", name ? name : "(null)");
 }
 
-/* Is the token a name of a CSV column we know for z / a band? */
+/* Does the header line (modified) name the z column and a flux_ or mag_ column? */
 static int header_matches(char *line, const sf_catalog_options *opt)
 {
     int has_z = 0, has_band = 0;
-    char *p = line;
+    char *p = line, *save = NULL;
     if (*p == '#') p++;
-    for (char *tok = strtok(p, ", \t\r\n;\""); tok; tok = strtok(NULL, ", \t\r\n;\"")) {
+    for (char *tok = strtok_r(p, ", \t\r\n;\"", &save); tok; tok = strtok_r(NULL, ", \t\r\n;\"", &save)) {
         if (sf_catalog__name_eq(tok, opt->z)) has_z = 1;
         for (int b = 0; b < NB; b++)
             if (sf_catalog__name_eq(tok, opt->flux[b]) || sf_catalog__name_eq(tok, opt->mag[b])) has_band = 1;
