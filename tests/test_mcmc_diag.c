@@ -65,8 +65,10 @@ int main(void)
     CHECK(sf_mcmc_autocorr_time(x, n, nw, 3, 5.0, tau, &rel) == SF_OK, "autocorr runs");
     for (int d = 0; d < 3; d++) {
         double exact = (1 + phi[d]) / (1 - phi[d]);
-        /* Windowed estimator: small negative bias; statistical error ~ sqrt(2 (2M+1)/ (n nw)) tau. */
-        CHECK_REL(tau[d], exact, 0.08, "AR(1) tau");
+        /* Windowed estimator, window M ~ 5 tau: relative statistical error
+         * ~ sqrt(2 (2M + 1) / (n nw)) (Sokal 1997); allow 4 of them. */
+        double rel_err = sqrt(2.0 * (10.0 * exact + 1.0) / ((double)n * (double)nw));
+        CHECK_REL(tau[d], exact, fmax(0.02, 4 * rel_err), "AR(1) tau");
     }
     CHECK(rel == 1, "long chain flagged reliable");
     CHECK(sf_mcmc_split_rhat(x, n, nw, 3, rhat) == SF_OK, "split-R-hat runs");
