@@ -122,6 +122,31 @@ typedef struct {
 sf_status sf_calib_summary(const long *rank, const double *pit, size_t n_test, size_t L, size_t nparam,
                            size_t nbins, sf_calib_stats *stats);
 
+/* ---- Comparing two posteriors of one quantity (src/infer/calib_compare.c),
+ * e.g. ANPE (a) against MCMC (b) for one galaxy. ------------------------- */
+
+typedef struct {
+    double median_a, median_b;
+    double sd_a, sd_b;         /* standard deviations (1/(n-1)) */
+    double width_a, width_b;   /* 16th-84th percentile widths */
+    double dmedian_sigma;      /* (median_a - median_b) / sd_b */
+    double width_ratio;        /* width_a / width_b */
+    double w1;                 /* Wasserstein-1 distance, in the units of the samples */
+    double w1_sigma;           /* w1 / sd_b */
+    double ks_d;               /* two-sample KS statistic sup |F_a - F_b| */
+    double ks_p;               /* its asymptotic p-value, n_eff = na nb/(na + nb)
+                                  (too small for autocorrelated MCMC samples:
+                                  thin them by ~tau first, or read ks_d only) */
+} sf_calib_compare_1d;
+
+/* Compare samples a (column a[i * stride_a], i < na) with b (column
+ * b[j * stride_b], j < nb); na, nb >= 2.  Percentiles by linear
+ * interpolation of the sorted samples (numpy's default).  Allocates sorted
+ * copies.  Errors: SF_EINVAL (sizes, NaN; sd_b = 0 gives NAN ratios, not an
+ * error), SF_ENOMEM. */
+sf_status sf_calib_compare(const double *a, size_t na, size_t stride_a, const double *b, size_t nb, size_t stride_b,
+                           sf_calib_compare_1d *out);
+
 #ifdef __cplusplus
 }
 #endif
