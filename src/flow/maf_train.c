@@ -397,6 +397,8 @@ sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *w, size_t Bz, const do
     pass_ctx ctx = {f, w, B, update_running, grad};
     int nt = sf_flow_nthreads(nthreads);
     if (nt > B / 2) nt = B / 2 > 0 ? B / 2 : 1;
+    /* ~30 barriers per MADE: threads only pay for big layers */
+    if ((double)B * f->H * f->H < 2e6) nt = 1;
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();

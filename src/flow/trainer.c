@@ -1,0 +1,357 @@
+/*
+ * Flow training as step functions (the CLI drives them): 90/10 split,
+ * shuffled minibatches, Adam (PyTorch semantics), global gradient-norm
+ * clipping, early stopping on the validation log q with the best weights
+ * kept, checkpoints with the optimiser state.  As sbi's `train()` loop
+ * (Hahn & Melchior 2022 sect. 3.3).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <omp.h>
+
+#include "flow/flow_impl.h"
+#include "io/h5util.h"
+#include "sedflow/rng.h"
+
+#define ADAM_B1 0.9
+#define ADAM_B2 0.999
+#define ADAM_EPS 1e-8
+#define SHUFFLE_STREAM 0x100000000ULL
+
+struct sf_flow_trainer {
+    sf_flow *f;
+    const sf_flow_data *d;
+    sf_flow_train_config cfg;
+    size_t n_train, n_val;
+    size_t *idx;   /* n: training indices then validation indices */
+    size_t *order; /* n_train: this epoch's order */
+    size_t pos;
+    int in_epoch;
+    long epoch; /* completed epochs */
+    long long step;
+    float *grad, *m, *v, *best, *best_bn;
+    double best_val;
+    long best_epoch;
+    int since;
+    sf_flow_train_ws *ws;
+    double *bth, *bx;         /* batch buffers */
+    double *vth, *vx, *vlq;   /* validation set */
+    double ep_sum, t0, seconds;
+    size_t ep_rows;
+    gsl_rng *rng;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+void sf_flow_train_config_default(sf_flow_train_config *c)
+{
+    c->batch = 50;
+    c->lr = 5e-4;
+    c->val_frac = 0.1;
+    c->patience = 20;
+    c->clip_norm = 5.0;
+    c->seed = 1;
+    c->nthreads = 0;
+}
+
+void sf_flow_trainer_free(sf_flow_trainer *t)
+{
+    if (!t) return;
+    free(t->idx); free(t->order); free(t->grad); free(t->m); free(t->v); free(t->best); free(t->best_bn);
+    free(t->bth); free(t->bx); free(t->vth); free(t->vx); free(t->vlq);
+    sf_flow_train_ws_free(t->ws);
+    gsl_rng_free(t->rng);
+    free(t);
+}
+
+static size_t bn_len(const sf_flow *f) { return (size_t)f->K * SF_MAF_NBLOCKS * 2 * f->H; }
+
+sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow_train_config *cfg,
+                                sf_flow_trainer **out)
+{
+    *out = NULL;
+    if (d->D != f->D || d->C != f->C)
+        return SF_ERROR(SF_EINVAL, "data has D=%d C=%d, flow D=%d C=%d", d->D, d->C, f->D, f->C);
+    if (cfg->batch < 2 || !(cfg->lr > 0) || !(cfg->val_frac > 0 && cfg->val_frac < 1) || cfg->patience < 1)
+        return SF_ERROR(SF_EINVAL, "bad training configuration (batch %zu, lr %g, val_frac %g)", cfg->batch, cfg->lr,
+                        cfg->val_frac);
+    size_t n_val = (size_t)floor(cfg->val_frac * (double)d->n);
+    if (n_val < 1 || d->n - n_val < cfg->batch)
+        return SF_ERROR(SF_EINVAL, "%zu rows too few for batch %zu and a validation split", d->n, cfg->batch);
+    sf_flow_trainer *t = calloc(1, sizeof *t);
+    if (!t) return SF_ERROR(SF_ENOMEM, "out of memory");
+    t->f = f;
+    t->d = d;
+    t->cfg = *cfg;
+    t->n_val = n_val;
+    t->n_train = d->n - n_val;
+    const size_t np = f->n_params, D = (size_t)f->D, C = (size_t)f->C;
+    t->idx = malloc(d->n * sizeof(size_t));
+    t->order = malloc(t->n_train * sizeof(size_t));
+    t->grad = calloc(np, sizeof(float));
+    t->m = calloc(np, sizeof(float));
+    t->v = calloc(np, sizeof(float));
+    t->best = malloc(np * sizeof(float));
+    t->best_bn = malloc(bn_len(f) * sizeof(float));
+    t->bth = malloc(cfg->batch * D * sizeof(double));
+    t->bx = malloc((cfg->batch * C + 1) * sizeof(double));
+    t->vth = malloc(n_val * D * sizeof(double));
+    t->vx = malloc((n_val * C + 1) * sizeof(double));
+    t->vlq = malloc(n_val * sizeof(double));
+    t->rng = sf_rng_alloc(cfg->seed);
+    sf_status st = SF_OK;
+    if (!t->idx || !t->order || !t->grad || !t->m || !t->v || !t->best || !t->best_bn || !t->bth || !t->bx ||
+        !t->vth || !t->vx || !t->vlq || !t->rng) {
+        st = SF_ERROR(SF_ENOMEM, "out of memory for the trainer (%zu parameters)", np);
+        goto fail;
+    }
+    if ((st = sf_flow_train_ws_alloc(f, cfg->batch, &t->ws))) goto fail;
+    /* split: a seeded shuffle of the rows; the last n_val are validation */
+    for (size_t i = 0; i < d->n; i++) t->idx[i] = i;
+    sf_rng_set_stream(t->rng, cfg->seed, 0);
+    sf_flow_shuffle(t->rng, t->idx, d->n);
+    for (size_t i = 0; i < n_val; i++) {
+        size_t r = t->idx[t->n_train + i];
+        memcpy(t->vth + i * D, d->theta + r * D, D * sizeof(double));
+        if (C) memcpy(t->vx + i * C, d->x + r * C, C * sizeof(double));
+    }
+    /* z-score statistics from the training split */
+    {
+        double *th = malloc(t->n_train * D * sizeof(double)), *xx = malloc((t->n_train * C + 1) * sizeof(double));
+        if (!th || !xx) st = SF_ERROR(SF_ENOMEM, "out of memory");
+        for (size_t i = 0; !st && i < t->n_train; i++) {
+            size_t r = t->idx[i];
+            memcpy(th + i * D, d->theta + r * D, D * sizeof(double));
+            if (C) memcpy(xx + i * C, d->x + r * C, C * sizeof(double));
+        }
+        if (!st) st = sf_flow_set_zscore(f, t->n_train, th, C ? xx : NULL);
+        free(th);
+        free(xx);
+        if (st) goto fail;
+    }
+    sf_flow_set_prior(f, d->lower, d->upper);
+    sf_flow_set_names(f, d->theta_names, d->theta_units, d->x_names, d->x_units);
+    memcpy(t->best, f->params, np * sizeof(float));
+    memcpy(t->best_bn, f->bn_run, bn_len(f) * sizeof(float));
+    t->best_val = -INFINITY;
+    t->best_epoch = 0;
+    f->meta_n_train = (long long)t->n_train;
+    f->meta_n_val = (long long)t->n_val;
+    f->meta_batch = (long long)cfg->batch;
+    f->meta_lr = cfg->lr;
+    f->n_hist = 0;
+    *out = t;
+    return SF_OK;
+fail:
+    sf_flow_trainer_free(t);
+    return st;
+}
+
+long sf_flow_trainer_epochs(const sf_flow_trainer *t) { return t->epoch; }
+
+/* Global norm clip then one Adam step (deterministic for a thread count). */
+static void clip_and_adam(sf_flow_trainer *t, int nt)
+{
+    const size_t np = t->f->n_params;
+    float *p = t->f->params, *g = t->grad, *m = t->m, *v = t->v;
+    double part[256] = {0};
+    if (nt > 256) nt = 256;
+    if (np < 200000) nt = 1;
+#pragma omp parallel num_threads(nt)
+    {
+        int id = omp_get_thread_num(), n = omp_get_num_threads();
+        size_t a = np * id / n, b = np * (id + 1) / n;
+        double s = 0;
+        for (size_t i = a; i < b; i++) s += (double)g[i] * g[i];
+        part[id] = s;
+    }
+    double norm2 = 0;
+    for (int i = 0; i < nt; i++) norm2 += part[i];
+    double norm = sqrt(norm2);
+    float coef = 1.f;
+    if (norm > t->cfg.clip_norm) coef = (float)(t->cfg.clip_norm / (norm + 1e-6));
+    t->step++;
+    const double bc1 = 1 - pow(ADAM_B1, (double)t->step), bc2 = 1 - pow(ADAM_B2, (double)t->step);
+    const float step_size = (float)(t->cfg.lr / bc1), sbc2 = (float)sqrt(bc2);
+    const float b1 = (float)ADAM_B1, b2 = (float)ADAM_B2, eps = (float)ADAM_EPS;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t i = 0; i < np; i++) {
+        float gi = g[i] * coef;
+        m[i] = b1 * m[i] + (1 - b1) * gi;
+        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+        p[i] -= step_size * m[i] / (sqrtf(v[i]) / sbc2 + eps);
+    }
+}
+
+sf_status sf_flow_trainer_step(sf_flow_trainer *t, int *more)
+{
+    const size_t D = (size_t)t->f->D, C = (size_t)t->f->C;
+    if (!t->in_epoch) {
+        memcpy(t->order, t->idx, t->n_train * sizeof(size_t));
+        sf_rng_set_stream(t->rng, t->cfg.seed, SHUFFLE_STREAM + (uint64_t)t->epoch);
+        sf_flow_shuffle(t->rng, t->order, t->n_train);
+        t->pos = 0;
+        t->ep_sum = 0;
+        t->ep_rows = 0;
+        t->t0 = now_s();
+        t->in_epoch = 1;
+    }
+    size_t B = t->n_train - t->pos;
+    if (B > t->cfg.batch) B = t->cfg.batch;
+    if (B >= 2) {
+        for (size_t i = 0; i < B; i++) {
+            size_t r = t->order[t->pos + i];
+            memcpy(t->bth + i * D, t->d->theta + r * D, D * sizeof(double));
+            if (C) memcpy(t->bx + i * C, t->d->x + r * C, C * sizeof(double));
+        }
+        double loss;
+        int nt = sf_flow_nthreads(t->cfg.nthreads);
+        sf_status st = sf_flow_loss_grad(t->f, t->ws, B, t->bth, C ? t->bx : NULL, 1, &loss, t->grad, NULL, nt);
+        if (st) return st;
+        clip_and_adam(t, nt);
+        t->ep_sum += -loss * (double)B;
+        t->ep_rows += B;
+    }
+    t->pos += B;
+    *more = t->n_train - t->pos >= 2;
+    return SF_OK;
+}
+
+sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *es, int *stop)
+{
+    sf_flow *f = t->f;
+    int partial = t->in_epoch && t->n_train - t->pos >= 2;
+    sf_flow_prepare(f);
+    sf_status st = sf_flow_logq(f, t->n_val, t->vth, f->C ? t->vx : NULL, t->vlq, t->cfg.nthreads);
+    if (st) return st;
+    double s = 0;
+    for (size_t i = 0; i < t->n_val; i++) s += t->vlq[i];
+    double val = s / (double)t->n_val;
+    double sec = now_s() - t->t0;
+    t->epoch++;
+    t->seconds += sec;
+    sf_flow_epoch_stats e = {t->epoch, t->ep_rows ? t->ep_sum / (double)t->ep_rows : NAN, val, sec,
+                             sec > 0 ? (double)t->ep_rows / sec : 0, 0, partial};
+    if (isfinite(val) && val > t->best_val) {
+        t->best_val = val;
+        t->best_epoch = t->epoch;
+        t->since = 0;
+        memcpy(t->best, f->params, f->n_params * sizeof(float));
+        memcpy(t->best_bn, f->bn_run, bn_len(f) * sizeof(float));
+        e.improved = 1;
+    } else
+        t->since++;
+    double row[SF_FLOW_HIST_COLS] = {(double)e.epoch, e.train_logq, e.val_logq, e.seconds, e.samples_per_s};
+    if ((st = sf_flow_hist_push(f, row))) return st;
+    t->in_epoch = 0;
+    f->meta_best_epoch = t->best_epoch;
+    f->meta_best_val = t->best_val;
+    f->meta_seconds = t->seconds;
+    if (es) *es = e;
+    if (stop) *stop = t->since >= t->cfg.patience;
+    if (stop && *stop) strcpy(f->meta_stop, "patience");
+    return SF_OK;
+}
+
+void sf_flow_trainer_finish(sf_flow_trainer *t)
+{
+    memcpy(t->f->params, t->best, t->f->n_params * sizeof(float));
+    memcpy(t->f->bn_run, t->best_bn, bn_len(t->f) * sizeof(float));
+    sf_flow_prepare(t->f);
+}
+
+#define TRY(x)                     \
+    do {                           \
+        if ((st = (x))) goto done; \
+    } while (0)
+
+sf_status sf_flow_trainer_checkpoint(const sf_flow_trainer *t, const char *path)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return SF_ERROR(SF_EINVAL, "path too long");
+    hid_t file, g = -1;
+    sf_status st = sf_h5_create(tmp, &file);
+    if (st) return st;
+    size_t np = t->f->n_params, nb = bn_len(t->f);
+    TRY(sf_flow_write_h5(t->f, file));
+    TRY(sf_h5_group(file, "trainer", &g));
+    TRY(sf_h5_write_float(file, "trainer/adam_m", 1, &np, t->m, 0));
+    TRY(sf_h5_write_float(file, "trainer/adam_v", 1, &np, t->v, 0));
+    TRY(sf_h5_write_float(file, "trainer/best_params", 1, &np, t->best, 0));
+    TRY(sf_h5_write_float(file, "trainer/best_bn_running", 1, &nb, t->best_bn, 0));
+    TRY(sf_h5_attr_set_long(file, "trainer", "step", t->step));
+    TRY(sf_h5_attr_set_long(file, "trainer", "epoch", t->epoch));
+    TRY(sf_h5_attr_set_long(file, "trainer", "best_epoch", t->best_epoch));
+    TRY(sf_h5_attr_set_long(file, "trainer", "since_improvement", t->since));
+    TRY(sf_h5_attr_set_long(file, "trainer", "n_rows", (long long)t->d->n));
+    TRY(sf_h5_attr_set_long(file, "trainer", "seed", (long long)t->cfg.seed));
+    TRY(sf_h5_attr_set_double(file, "trainer", "best_val_logq", t->best_val));
+    TRY(sf_h5_attr_set_double(file, "trainer", "seconds", t->seconds));
+done:
+    if (g >= 0) H5Gclose(g);
+    if (H5Fclose(file) < 0 && !st) st = SF_ERROR(SF_EIO, "cannot close '%s'", tmp);
+    if (!st && rename(tmp, path) != 0) st = SF_ERROR(SF_EIO, "cannot rename '%s' to '%s'", tmp, path);
+    if (st) remove(tmp);
+    return st;
+}
+
+sf_status sf_flow_trainer_resume(sf_flow_trainer *t, const char *path)
+{
+    hid_t file;
+    sf_status st = sf_h5_open_read(path, &file);
+    if (st) return st;
+    sf_flow *c = NULL, *f = t->f;
+    long long n_rows = 0, seed = 0, step = 0, epoch = 0, best_epoch = 0, since = 0;
+    size_t np = f->n_params, nb = bn_len(f);
+    TRY(sf_flow_read_h5(file, path, &c));
+    if (c->D != f->D || c->C != f->C || c->K != f->K || c->H != f->H) {
+        st = SF_ERROR(SF_EFORMAT, "checkpoint '%s' is for D=%d C=%d K=%d H=%d, not D=%d C=%d K=%d H=%d", path, c->D,
+                      c->C, c->K, c->H, f->D, f->C, f->K, f->H);
+        goto done;
+    }
+    TRY(sf_h5_attr_get_long(file, "trainer", "n_rows", &n_rows));
+    TRY(sf_h5_attr_get_long(file, "trainer", "seed", &seed));
+    if ((size_t)n_rows != t->d->n || (uint64_t)seed != t->cfg.seed) {
+        st = SF_ERROR(SF_EFORMAT, "checkpoint '%s' was made with %lld rows and seed %lld, not %zu and %llu", path,
+                      n_rows, seed, t->d->n, (unsigned long long)t->cfg.seed);
+        goto done;
+    }
+    TRY(sf_h5_attr_get_long(file, "trainer", "step", &step));
+    TRY(sf_h5_attr_get_long(file, "trainer", "epoch", &epoch));
+    TRY(sf_h5_attr_get_long(file, "trainer", "best_epoch", &best_epoch));
+    TRY(sf_h5_attr_get_long(file, "trainer", "since_improvement", &since));
+    TRY(sf_h5_attr_get_double(file, "trainer", "best_val_logq", &t->best_val));
+    TRY(sf_h5_attr_get_double(file, "trainer", "seconds", &t->seconds));
+    TRY(sf_h5_read_float_into(file, "trainer/adam_m", np, t->m));
+    TRY(sf_h5_read_float_into(file, "trainer/adam_v", np, t->v));
+    TRY(sf_h5_read_float_into(file, "trainer/best_params", np, t->best));
+    TRY(sf_h5_read_float_into(file, "trainer/best_bn_running", nb, t->best_bn));
+    memcpy(f->params, c->params, np * sizeof(float));
+    memcpy(f->bn_run, c->bn_run, nb * sizeof(float));
+    memcpy(f->perm, c->perm, (size_t)f->K * f->D * sizeof(int));
+    TRY(sf_flow_put_zscore(f, c->theta_mean, c->theta_std, c->x_mean, c->x_std));
+    f->n_hist = 0;
+    for (size_t i = 0; i < c->n_hist; i++) TRY(sf_flow_hist_push(f, c->hist + i * SF_FLOW_HIST_COLS));
+    t->step = step;
+    t->epoch = epoch;
+    t->best_epoch = best_epoch;
+    t->since = (int)since;
+    t->in_epoch = 0;
+    f->meta_best_epoch = best_epoch;
+    f->meta_best_val = t->best_val;
+    f->meta_seconds = t->seconds;
+    sf_flow_prepare(f);
+done:
+    sf_flow_free(c);
+    H5Fclose(file);
+    return st;
+}

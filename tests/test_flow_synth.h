@@ -1,0 +1,94 @@
+/*
+ * tests/test_flow_synth.h — synthetic conditional Gaussian training sets
+ * theta | x ~ N(A x + b, L L^T), x ~ U(0, 1)^C, written in the simulator's
+ * training-file layout (theta_u n x D, x n x C, /prior/lower, /prior/upper).
+ */
+#ifndef SEDFLOW_TEST_FLOW_SYNTH_H
+#define SEDFLOW_TEST_FLOW_SYNTH_H
+
+#include <math.h>
+#include <stdlib.h>
+
+#include <gsl/gsl_randist.h>
+
+#include "io/h5util.h"
+#include "sedflow/rng.h"
+
+typedef struct {
+    int D, C;
+    double A[8][8], b[8], L[8][8]; /* L lower triangular, positive diagonal */
+} synth_model;
+
+static inline void synth_init(synth_model *m, int D, int C, uint64_t seed)
+{
+    gsl_rng *r = sf_rng_alloc(seed);
+    m->D = D, m->C = C;
+    for (int i = 0; i < D; i++) {
+        for (int j = 0; j < C; j++) m->A[i][j] = 2 * gsl_rng_uniform(r) - 1;
+        m->b[i] = gsl_rng_uniform(r);
+        for (int j = 0; j < D; j++) m->L[i][j] = j < i ? 0.3 * (2 * gsl_rng_uniform(r) - 1) : 0;
+        m->L[i][i] = 0.2 + 0.5 * gsl_rng_uniform(r);
+    }
+    gsl_rng_free(r);
+}
+
+/* Draw n rows (theta n x D, x n x C) from stream `stream` of seed. */
+static inline void synth_draw(const synth_model *m, size_t n, uint64_t seed, uint64_t stream, double *theta, double *x)
+{
+    gsl_rng *r = sf_rng_alloc(seed);
+    sf_rng_set_stream(r, seed, stream);
+    for (size_t k = 0; k < n; k++) {
+        double e[8];
+        for (int j = 0; j < m->C; j++) x[k * m->C + j] = gsl_rng_uniform(r);
+        for (int i = 0; i < m->D; i++) e[i] = gsl_ran_gaussian_ziggurat(r, 1.0);
+        for (int i = 0; i < m->D; i++) {
+            double v = m->b[i];
+            for (int j = 0; j < m->C; j++) v += m->A[i][j] * x[k * m->C + j];
+            for (int j = 0; j <= i; j++) v += m->L[i][j] * e[j];
+            theta[k * m->D + i] = v;
+        }
+    }
+    gsl_rng_free(r);
+}
+
+/* True log p(theta | x). */
+static inline double synth_logp(const synth_model *m, const double *theta, const double *x)
+{
+    double rr[8], lp = -0.5 * m->D * log(2 * M_PI);
+    for (int i = 0; i < m->D; i++) {
+        double v = theta[i] - m->b[i];
+        for (int j = 0; j < m->C; j++) v -= m->A[i][j] * x[j];
+        for (int j = 0; j < i; j++) v -= m->L[i][j] * rr[j];
+        rr[i] = v / m->L[i][i];
+        lp -= 0.5 * rr[i] * rr[i] + log(m->L[i][i]);
+    }
+    return lp;
+}
+
+/* Write a training file; returns 0 on success. */
+static inline int synth_write(const char *path, const synth_model *m, size_t n, uint64_t seed)
+{
+    double *th = malloc(sizeof(double) * n * m->D), *x = malloc(sizeof(double) * n * m->C);
+    synth_draw(m, n, seed, 0, th, x);
+    double lo[8], hi[8];
+    for (int i = 0; i < m->D; i++) lo[i] = -20, hi[i] = 20;
+    hid_t f;
+    int bad = sf_h5_create(path, &f) != SF_OK;
+    if (!bad) {
+        size_t d1[2] = {n, (size_t)m->D}, d2[2] = {n, (size_t)m->C}, dp = (size_t)m->D;
+        hid_t g;
+        bad |= sf_h5_write_double(f, "theta_u", 2, d1, th, 0) != SF_OK;
+        bad |= sf_h5_write_double(f, "x", 2, d2, x, 0) != SF_OK;
+        bad |= sf_h5_group(f, "prior", &g) != SF_OK;
+        H5Gclose(g);
+        bad |= sf_h5_write_double(f, "prior/lower", 1, &dp, lo, 0) != SF_OK;
+        bad |= sf_h5_write_double(f, "prior/upper", 1, &dp, hi, 0) != SF_OK;
+        bad |= sf_h5_attr_set_string(f, "theta_u", "names", "a,b,c,d,e,f,g,h") != SF_OK;
+        H5Fclose(f);
+    }
+    free(th);
+    free(x);
+    return bad;
+}
+
+#endif
