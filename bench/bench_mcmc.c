@@ -5,7 +5,9 @@
  * iterations); (2) speed of the calibration statistics for 1,000 test
  * galaxies x 10,000 posterior samples x 14 quantities (processed in chunks
  * of 100 galaxies, as `sedflow validate` would).
- * Usage: bench_mcmc [iterations (default 2000)]
+ * (3) per-point path with 1 and 2 OpenMP threads on a ~20 us density.
+ * Usage: bench_mcmc [iterations (default 2000)].  On a shared machine run it
+ * with OMP_WAIT_POLICY=passive (see docs/VALIDATION.md).
  */
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +44,22 @@ static double logp_cheap(const double *x, void *ctx)
     return -0.5 * s;
 }
 
+/* A ~20 us density (standing in for a model evaluation): the cheap one plus
+ * busy work that the compiler cannot drop. */
+static double logp_medium(const double *x, void *ctx)
+{
+    double v = logp_cheap(x, ctx), acc = 0;
+    for (int i = 0; i < 800; i++) acc += sin(x[i % ND] + 1e-3 * i);
+    return v + 1e-300 * acc;
+}
+
+static sf_status logp_cheap_batch(const double *x, size_t n, double *lp, void *ctx)
+{
+    for (size_t i = 0; i < n; i++) lp[i] = logp_cheap(x + i * ND, ctx);
+    return SF_OK;
+}
+
+/* nthreads < 0: the batched path. */
 static void bench_sampler(sf_mcmc_move move, const char *name, size_t niter, int nthreads)
 {
     sf_mcmc_opts o;
@@ -50,14 +68,15 @@ static void bench_sampler(sf_mcmc_move move, const char *name, size_t niter, int
     o.nwalkers = 30;
     o.nburn = niter / 5;
     o.niter = niter;
-    o.nthreads = nthreads;
+    o.nthreads = nthreads > 0 ? nthreads : 0; /* 0: OpenMP default */
     double x0[30 * ND];
     gsl_rng *r = sf_rng_alloc(1);
     for (int i = 0; i < 30 * ND; i++) x0[i] = gsl_ran_gaussian(r, 0.5);
     gsl_rng_free(r);
     sf_mcmc_chain *c = NULL;
     double t0 = now();
-    sf_status st = sf_mcmc_run(ND, logp_cheap, NULL, x0, &o, &c);
+    sf_status st = nthreads < 0 ? sf_mcmc_run_batch(ND, logp_cheap_batch, NULL, x0, &o, &c)
+                                : sf_mcmc_run(ND, logp_cheap, NULL, x0, &o, &c);
     double t = now() - t0;
     if (st) {
         printf("%s: error %s\n", name, sf_last_error());
@@ -81,12 +100,44 @@ static void bench_sampler(sf_mcmc_move move, const char *name, size_t niter, int
     size_t wi = (o.nburn + o.niter) * o.nwalkers;
     /* Sampler overhead = wall time minus the time of the same number of
      * serial evaluations (meaningful for 1 thread); us/eval = ms per 1000. */
-    printf("%-19s %d thr: %.3f s, %zu evals (%.2f per walker-step), %.3f us/eval in all, overhead %.3f ms per "
+    char thr[32];
+    if (nthreads < 0) snprintf(thr, sizeof thr, "batched");
+    else snprintf(thr, sizeof thr, "%d thr", nthreads ? nthreads : omp_get_max_threads());
+    printf("%-19s %-8s: %.3f s, %zu evals (%.2f per walker-step), %.3f us/eval in all, overhead %.3f ms per "
            "1000 evals; tau_max %.1f; 30 x 10000 iterations ~ %.2f s\n",
-           name, nthreads ? nthreads : omp_get_max_threads(), t, ne, (double)ne / (double)wi, 1e6 * t / (double)ne,
+           name, thr, t, ne, (double)ne / (double)wi, 1e6 * t / (double)ne,
            1e6 * (t - te) / (double)ne, tmax, t * 10000.0 / (double)(o.nburn + o.niter));
     (void)sink;
     sf_mcmc_chain_free(c);
+}
+
+/* Threads vs the medium-cost density (30 walkers, 200 + 50 iterations). */
+static void bench_threads(void)
+{
+    double x0[30 * ND];
+    gsl_rng *r = sf_rng_alloc(1);
+    for (int i = 0; i < 30 * ND; i++) x0[i] = gsl_ran_gaussian(r, 0.5);
+    gsl_rng_free(r);
+    double t1 = 0;
+    for (int nt = 1; nt <= omp_get_max_threads() && nt <= 2; nt++) {
+        sf_mcmc_opts o;
+        sf_mcmc_opts_default(&o);
+        o.nwalkers = 30;
+        o.nburn = 50;
+        o.niter = 200;
+        o.nthreads = nt;
+        sf_mcmc_chain *c = NULL;
+        double t0 = now();
+        if (sf_mcmc_run(ND, logp_medium, NULL, x0, &o, &c)) {
+            printf("medium: %s\n", sf_last_error());
+            return;
+        }
+        double t = now() - t0;
+        if (nt == 1) t1 = t;
+        printf("slice-differential, medium density, %d thread(s): %.3f s, %.1f us per evaluation, speed-up %.2f\n",
+               nt, t, 1e6 * t / (double)c->info.neval, t1 / t);
+        sf_mcmc_chain_free(c);
+    }
 }
 
 static void bench_calib(void)
@@ -135,8 +186,9 @@ int main(int argc, char **argv)
     const char *nm[3] = {"slice-differential", "slice-gaussian", "stretch"};
     for (int m = 0; m < 3; m++) {
         bench_sampler(mv[m], nm[m], niter, 1);
-        if (omp_get_max_threads() > 1) bench_sampler(mv[m], nm[m], niter, 0);
+        bench_sampler(mv[m], nm[m], niter, -1);
     }
+    bench_threads();
     bench_calib();
     return 0;
 }

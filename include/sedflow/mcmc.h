@@ -57,6 +57,14 @@ extern "C" {
  * (the sampler stops with SF_EDOMAIN), +INFINITY likewise. */
 typedef double (*sf_mcmc_logp_fn)(const double *theta, void *ctx);
 
+/* Batched log-density: logp[i] for the n points theta[n][ndim] (n <= nwalkers),
+ * same conventions per point.  Called only from the thread that calls
+ * sf_mcmc_set_batch / sf_mcmc_iterate, never concurrently, so it may run its
+ * own OpenMP parallelism or a batched (sgemm) model evaluation.  Return SF_OK,
+ * or an error status with its message set (SF_ERROR); the sampler then stops
+ * and returns that status and message unchanged. */
+typedef sf_status (*sf_mcmc_logp_batch_fn)(const double *theta, size_t n, double *logp, void *ctx);
+
 typedef enum {
     SF_MCMC_SLICE_DIFFERENTIAL = 0,
     SF_MCMC_SLICE_GAUSSIAN = 1,
@@ -82,8 +90,15 @@ typedef struct {
                                 replaced by x_d + jitter * max(|x_d|, 1) * N(0,1)
                                 (redrawn, up to 100 times, while logp is not
                                 finite).  Default 0. */
-    int nthreads;            /* OpenMP threads for the log-density calls
-                                (0: the OpenMP default) */
+    int nthreads;            /* OpenMP threads for the per-point log-density
+                                calls of a half (0: the OpenMP default).
+                                Default 1: the parallel grain is one half
+                                (2 barriers per iteration), which pays only for
+                                densities costing >~ 10 us per call on an idle
+                                machine and is very slow on an oversubscribed
+                                one unless OMP_WAIT_POLICY=passive (see
+                                docs/VALIDATION.md).  Prefer parallelism over
+                                galaxies, or the batched callback. */
 } sf_mcmc_opts;
 
 /* Fill *o with the defaults listed above. */
@@ -117,6 +132,14 @@ void sf_mcmc_free(sf_mcmc *s);
  * +inf (message names the walker); SF_EINVAL for a degenerate ensemble when
  * opts.jitter == 0 (or when jittering cannot reach finite logp). */
 sf_status sf_mcmc_set(sf_mcmc *s, sf_mcmc_logp_fn logp, void *ctx, const double *x0);
+
+/* As sf_mcmc_set with a batched log-density.  The slice moves then advance
+ * all walkers of a half in lockstep (one batch per stepping-out or shrinking
+ * round, as zeus does), the stretch move evaluates a half in one batch.
+ * Every walker draws the same random numbers in the same order as with a
+ * per-point callback, so the chains are bit-identical to sf_mcmc_set's.
+ * opts.nthreads is not used on this path. */
+sf_status sf_mcmc_set_batch(sf_mcmc *s, sf_mcmc_logp_batch_fn logp_batch, void *ctx, const double *x0);
 
 /* One iteration: both halves updated in turn (and mu tuned during burn-in).
  * Errors: SF_ENOCONV when a slice cannot be bracketed within
@@ -154,6 +177,10 @@ void sf_mcmc_chain_free(sf_mcmc_chain *c);
  * on error *out is NULL. */
 sf_status sf_mcmc_run(size_t ndim, sf_mcmc_logp_fn logp, void *ctx, const double *x0,
                       const sf_mcmc_opts *opts, sf_mcmc_chain **out);
+
+/* The same with a batched log-density (see sf_mcmc_set_batch). */
+sf_status sf_mcmc_run_batch(size_t ndim, sf_mcmc_logp_batch_fn logp_batch, void *ctx, const double *x0,
+                            const sf_mcmc_opts *opts, sf_mcmc_chain **out);
 
 /* ---- Diagnostics (src/mcmc/diagnostics.c). ----------------------------- */
 

@@ -15,36 +15,18 @@
 #include <omp.h>
 
 #include "sedflow/rng.h"
-
-/* Stream namespaces (walker updates use t * nwalkers + k, far below these). */
-#define STREAM_SHUFFLE (1ULL << 62)
-#define STREAM_JITTER (1ULL << 63)
+#include "mcmc/ensemble_priv.h"
 
 /* Tuning stop rule of zeus (ensemble.py: tolerance 0.05, patience 5). */
 #define TUNE_TOLERANCE 0.05
 #define TUNE_PATIENCE 5
 
-enum { W_OK = 0, W_NOEXPAND, W_NOCONTRACT, W_BADLOGP };
-
-struct sf_mcmc {
-    size_t ndim, nwalkers;
-    sf_mcmc_opts opts;
-    sf_mcmc_logp_fn logp;
-    void *ctx;
-    double *x;    /* [nwalkers][ndim] */
-    double *lp;   /* [nwalkers] */
-    size_t *perm; /* [nwalkers]: first half, second half of this iteration */
-    double *chol; /* [ndim][ndim] lower Cholesky factor (Gaussian move) */
-    double *mean; /* [ndim] */
-    int nthr;
-    gsl_rng **rng;   /* [nthr] */
-    double *work;    /* [nthr][3 * ndim] */
-    int *wstat;      /* [nwalkers] per-walker outcome of the last half-step */
-    double *wval;    /* [nwalkers] offending logp value for messages */
-    sf_mcmc_info info;
-    int patience;
-    int ready;
-};
+#define STREAM_SHUFFLE SF__STREAM_SHUFFLE
+#define STREAM_JITTER SF__STREAM_JITTER
+#define W_OK SF__W_OK
+#define W_NOEXPAND SF__W_NOEXPAND
+#define W_NOCONTRACT SF__W_NOCONTRACT
+#define W_BADLOGP SF__W_BADLOGP
 
 void sf_mcmc_opts_default(sf_mcmc_opts *o)
 {
@@ -61,7 +43,7 @@ void sf_mcmc_opts_default(sf_mcmc_opts *o)
     o->max_expansions = 10000;
     o->max_contractions = 10000;
     o->jitter = 0.0;
-    o->nthreads = 0;
+    o->nthreads = 1;
 }
 
 void sf_mcmc_free(sf_mcmc *s)
@@ -78,6 +60,20 @@ void sf_mcmc_free(sf_mcmc *s)
     free(s->work);
     free(s->wstat);
     free(s->wval);
+    if (s->wrng)
+        for (size_t k = 0; k < s->nwalkers; k++) gsl_rng_free(s->wrng[k]);
+    free(s->wrng);
+    free(s->eta);
+    free(s->z0);
+    free(s->L);
+    free(s->R);
+    free(s->tt);
+    free(s->ne);
+    free(s->nc);
+    free(s->phase);
+    free(s->bx);
+    free(s->blp);
+    free(s->bmap);
     free(s);
 }
 
@@ -123,16 +119,30 @@ sf_status sf_mcmc_alloc(size_t ndim, const sf_mcmc_opts *opts, sf_mcmc **out)
     s->wstat = malloc(nw * sizeof *s->wstat);
     s->wval = malloc(nw * sizeof *s->wval);
     s->rng = calloc((size_t)s->nthr, sizeof *s->rng);
-    if (!s->x || !s->lp || !s->perm || !s->chol || !s->mean || !s->work || !s->wstat || !s->wval || !s->rng) {
+    s->wrng = calloc(nw, sizeof *s->wrng);
+    s->eta = malloc(nw * ndim * sizeof *s->eta);
+    s->z0 = malloc(nw * sizeof *s->z0);
+    s->L = malloc(nw * sizeof *s->L);
+    s->R = malloc(nw * sizeof *s->R);
+    s->tt = malloc(nw * sizeof *s->tt);
+    s->ne = malloc(nw * sizeof *s->ne);
+    s->nc = malloc(nw * sizeof *s->nc);
+    s->phase = malloc(nw * sizeof *s->phase);
+    s->bx = malloc(nw * ndim * sizeof *s->bx);
+    s->blp = malloc(nw * sizeof *s->blp);
+    s->bmap = malloc(nw * sizeof *s->bmap);
+    if (!s->x || !s->lp || !s->perm || !s->chol || !s->mean || !s->work || !s->wstat || !s->wval || !s->rng ||
+        !s->wrng || !s->eta || !s->z0 || !s->L || !s->R || !s->tt || !s->ne || !s->nc || !s->phase || !s->bx ||
+        !s->blp || !s->bmap) {
         sf_mcmc_free(s);
         return SF_ERROR(SF_ENOMEM, "sampler arrays (%zu walkers x %zu dims)", nw, ndim);
     }
-    for (int i = 0; i < s->nthr; i++) {
-        s->rng[i] = sf_rng_alloc(o.seed);
-        if (!s->rng[i]) {
-            sf_mcmc_free(s);
-            return SF_ERROR(SF_ENOMEM, "random generators");
-        }
+    int fail = 0;
+    for (int i = 0; i < s->nthr; i++) fail |= !(s->rng[i] = sf_rng_alloc(o.seed));
+    for (size_t k = 0; k < nw; k++) fail |= !(s->wrng[k] = sf_rng_alloc(o.seed));
+    if (fail) {
+        sf_mcmc_free(s);
+        return SF_ERROR(SF_ENOMEM, "random generators");
     }
     *out = s;
     return SF_OK;
@@ -149,7 +159,7 @@ sf_mcmc_info sf_mcmc_get_info(const sf_mcmc *s) { return s->info; }
  * definite.  If `corr_tol` > 0 the test is done on the correlation matrix
  * with pivots required to exceed corr_tol (rank check), and chol is left as
  * the factor of the correlation matrix. */
-static int ensemble_chol(const double *x, size_t ndim, const size_t *idx, size_t n, double *mean,
+int sf__mcmc_chol(const double *x, size_t ndim, const size_t *idx, size_t n, double *mean,
                          double *chol, double corr_tol)
 {
     for (size_t d = 0; d < ndim; d++) {
@@ -188,14 +198,18 @@ static int ensemble_chol(const double *x, size_t ndim, const size_t *idx, size_t
     return 0;
 }
 
-static int bad_logp(double v) { return isnan(v) || v == INFINITY; }
+#define bad_logp sf__bad_logp
 
-/* Evaluate logp at every walker (parallel); returns lowest bad walker or -1. */
-static long eval_all(sf_mcmc *s)
+long sf__mcmc_eval_all(sf_mcmc *s)
 {
     long nw = (long)s->nwalkers;
-#pragma omp parallel for schedule(dynamic) num_threads(s->nthr)
-    for (long k = 0; k < nw; k++) s->lp[k] = s->logp(s->x + (size_t)k * s->ndim, s->ctx);
+    if (s->logp_batch) {
+        sf_status st = s->logp_batch(s->x, s->nwalkers, s->lp, s->ctx);
+        if (st) return -2 - (long)st;
+    } else {
+#pragma omp parallel for schedule(dynamic) num_threads(s->nthr) if (s->nthr > 1)
+        for (long k = 0; k < nw; k++) s->lp[k] = s->logp(s->x + (size_t)k * s->ndim, s->ctx);
+    }
     s->info.neval += s->nwalkers;
     for (long k = 0; k < nw; k++)
         if (!(s->lp[k] > -INFINITY) || bad_logp(s->lp[k])) return k;
@@ -204,13 +218,14 @@ static long eval_all(sf_mcmc *s)
 
 static sf_status jitter_start(sf_mcmc *s)
 {
+    if (s->logp_batch) return sf__mcmc_jitter_batch(s);
     const size_t nd = s->ndim;
     long nw = (long)s->nwalkers;
     double *x0 = malloc(s->nwalkers * nd * sizeof *x0);
     if (!x0) return SF_ERROR(SF_ENOMEM, "jitter copy");
     memcpy(x0, s->x, s->nwalkers * nd * sizeof *x0);
     int fail = 0;
-#pragma omp parallel for schedule(dynamic) num_threads(s->nthr) reduction(| : fail)
+#pragma omp parallel for schedule(dynamic) num_threads(s->nthr) if (s->nthr > 1) reduction(| : fail)
     for (long k = 0; k < nw; k++) {
         gsl_rng *r = s->rng[omp_get_thread_num()];
         sf_rng_set_stream(r, s->opts.seed, STREAM_JITTER + (uint64_t)k);
@@ -231,11 +246,9 @@ static sf_status jitter_start(sf_mcmc *s)
     return SF_OK;
 }
 
-sf_status sf_mcmc_set(sf_mcmc *s, sf_mcmc_logp_fn logp, void *ctx, const double *x0)
+static sf_status set_common(sf_mcmc *s, void *ctx, const double *x0)
 {
-    if (!s || !logp || !x0) return SF_ERROR(SF_EINVAL, "NULL argument");
     s->ready = 0;
-    s->logp = logp;
     s->ctx = ctx;
     memset(&s->info, 0, sizeof s->info);
     s->info.mu = s->opts.mu0;
@@ -248,11 +261,12 @@ sf_status sf_mcmc_set(sf_mcmc *s, sf_mcmc_logp_fn logp, void *ctx, const double 
     memcpy(s->x, x0, nw * nd * sizeof *s->x);
     for (size_t k = 0; k < nw; k++) s->perm[k] = k;
 
-    long bad = eval_all(s);
+    long bad = sf__mcmc_eval_all(s);
+    if (bad <= -2) return (sf_status)(-2 - bad);
     if (bad >= 0)
         return SF_ERROR(SF_EDOMAIN, "walker %ld starts outside the support (logp = %g)", bad, s->lp[bad]);
     /* Degenerate ensemble: covariance of all walkers not of full rank. */
-    if (ensemble_chol(s->x, nd, s->perm, nw, s->mean, s->chol, 1e-10)) {
+    if (sf__mcmc_chol(s->x, nd, s->perm, nw, s->mean, s->chol, 1e-10)) {
         if (s->opts.jitter <= 0)
             return SF_ERROR(SF_EINVAL,
                             "degenerate starting ensemble (identical walkers or all in a subspace of < %zu "
@@ -260,13 +274,30 @@ sf_status sf_mcmc_set(sf_mcmc *s, sf_mcmc_logp_fn logp, void *ctx, const double 
                             nd);
         sf_status st = jitter_start(s);
         if (st) return st;
-        bad = eval_all(s);
+        bad = sf__mcmc_eval_all(s);
+        if (bad <= -2) return (sf_status)(-2 - bad);
         if (bad >= 0) return SF_ERROR(SF_EINTERNAL, "walker %ld: logp changed after jitter", bad);
-        if (ensemble_chol(s->x, nd, s->perm, nw, s->mean, s->chol, 1e-10))
+        if (sf__mcmc_chol(s->x, nd, s->perm, nw, s->mean, s->chol, 1e-10))
             return SF_ERROR(SF_EINVAL, "starting ensemble still degenerate after jitter %g", s->opts.jitter);
     }
     s->ready = 1;
     return SF_OK;
+}
+
+sf_status sf_mcmc_set(sf_mcmc *s, sf_mcmc_logp_fn logp, void *ctx, const double *x0)
+{
+    if (!s || !logp || !x0) return SF_ERROR(SF_EINVAL, "NULL argument");
+    s->logp = logp;
+    s->logp_batch = NULL;
+    return set_common(s, ctx, x0);
+}
+
+sf_status sf_mcmc_set_batch(sf_mcmc *s, sf_mcmc_logp_batch_fn logp_batch, void *ctx, const double *x0)
+{
+    if (!s || !logp_batch || !x0) return SF_ERROR(SF_EINVAL, "NULL argument");
+    s->logp = NULL;
+    s->logp_batch = logp_batch;
+    return set_common(s, ctx, x0);
 }
 
 /* One slice-sampling update of walker w along direction eta (K&B 2020
@@ -332,19 +363,42 @@ static int slice_update(sf_mcmc *s, size_t w, const double *eta, double *xn, gsl
     return st;
 }
 
+int sf__mcmc_direction(const sf_mcmc *s, size_t b0, size_t h, gsl_rng *r, double *eta, double *tmp)
+{
+    const size_t nd = s->ndim;
+    const double mu = s->info.mu;
+    if (s->opts.move == SF_MCMC_SLICE_DIFFERENTIAL) {
+        size_t l = gsl_rng_uniform_int(r, h), m = gsl_rng_uniform_int(r, h - 1);
+        if (m >= l) m++;
+        const double *xl = s->x + s->perm[b0 + l] * nd, *xm = s->x + s->perm[b0 + m] * nd;
+        for (size_t d = 0; d < nd; d++) eta[d] = 2.0 * mu * (xl[d] - xm[d]);
+    } else {
+        for (size_t d = 0; d < nd; d++) tmp[d] = gsl_ran_gaussian_ziggurat(r, 1.0);
+        for (size_t d = 0; d < nd; d++) {
+            double v = 0;
+            for (size_t k = 0; k <= d; k++) v += s->chol[d * nd + k] * tmp[k];
+            eta[d] = 2.0 * mu * v;
+        }
+    }
+    int zero = 1;
+    for (size_t d = 0; d < nd; d++) zero &= eta[d] == 0.0;
+    return zero;
+}
+
 /* Update walkers perm[a0 .. a0+h-1] using the other half perm[b0 .. b0+h-1]. */
 static sf_status half_step(sf_mcmc *s, size_t a0, size_t b0, size_t h, unsigned long long *nexp_tot,
                            unsigned long long *ncon_tot)
 {
     const size_t nd = s->ndim, nw = s->nwalkers;
     const sf_mcmc_move mv = s->opts.move;
-    if (mv == SF_MCMC_SLICE_GAUSSIAN && ensemble_chol(s->x, nd, s->perm + b0, h, s->mean, s->chol, 0))
+    if (mv == SF_MCMC_SLICE_GAUSSIAN && sf__mcmc_chol(s->x, nd, s->perm + b0, h, s->mean, s->chol, 0))
         return SF_ERROR(SF_ENOCONV, "iteration %zu: covariance of the inactive half is not positive definite "
                         "(walkers collapsed)", s->info.iter);
-    const double mu = s->info.mu, a = s->opts.stretch_a;
+    if (s->logp_batch) return sf__mcmc_half_step_batch(s, a0, b0, h, nexp_tot, ncon_tot);
+    const double a = s->opts.stretch_a;
     const uint64_t t = s->info.iter;
     unsigned long long ne_sum = 0, nc_sum = 0, nv_sum = 0, nacc = 0;
-#pragma omp parallel for schedule(dynamic) num_threads(s->nthr) reduction(+ : ne_sum, nc_sum, nv_sum, nacc)
+#pragma omp parallel for schedule(dynamic) num_threads(s->nthr) if (s->nthr > 1) reduction(+ : ne_sum, nc_sum, nv_sum, nacc)
     for (long ia = 0; ia < (long)h; ia++) {
         const int tid = omp_get_thread_num();
         gsl_rng *r = s->rng[tid];
@@ -374,22 +428,8 @@ static sf_status half_step(sf_mcmc *s, size_t a0, size_t b0, size_t h, unsigned 
             }
             continue;
         }
-        if (mv == SF_MCMC_SLICE_DIFFERENTIAL) {
-            size_t l = gsl_rng_uniform_int(r, h), m = gsl_rng_uniform_int(r, h - 1);
-            if (m >= l) m++;
-            const double *xl = s->x + s->perm[b0 + l] * nd, *xm = s->x + s->perm[b0 + m] * nd;
-            for (size_t d = 0; d < nd; d++) eta[d] = 2.0 * mu * (xl[d] - xm[d]);
-        } else {
-            for (size_t d = 0; d < nd; d++) tmp[d] = gsl_ran_gaussian_ziggurat(r, 1.0);
-            for (size_t d = 0; d < nd; d++) {
-                double v = 0;
-                for (size_t k = 0; k <= d; k++) v += s->chol[d * nd + k] * tmp[k];
-                eta[d] = 2.0 * mu * v;
-            }
-        }
-        int zero = 1;
-        for (size_t d = 0; d < nd; d++) zero &= eta[d] == 0.0;
-        if (zero) continue; /* identical pair: the identity move (keeps the target) */
+        /* eta = 0 (identical pair): the identity move, which keeps the target. */
+        if (sf__mcmc_direction(s, b0, h, r, eta, tmp)) continue;
         size_t ne, nc, nv;
         s->wstat[w] = slice_update(s, w, eta, xn, r, &ne, &nc, &nv);
         ne_sum += ne;
@@ -402,6 +442,13 @@ static sf_status half_step(sf_mcmc *s, size_t a0, size_t b0, size_t h, unsigned 
     s->info.naccept += nacc;
     *nexp_tot += ne_sum;
     *ncon_tot += nc_sum;
+    return sf__mcmc_report(s, a0, h);
+}
+
+sf_status sf__mcmc_report(const sf_mcmc *s, size_t a0, size_t h)
+{
+    const size_t nw = s->nwalkers;
+    const double mu = s->info.mu;
     /* Report the lowest-numbered failing walker (deterministic message). */
     size_t i = nw;
     for (size_t ia = 0; ia < h; ia++) {
@@ -489,8 +536,8 @@ sf_status sf_mcmc_chain_alloc(size_t nsteps, size_t nwalkers, size_t ndim, sf_mc
     return SF_OK;
 }
 
-sf_status sf_mcmc_run(size_t ndim, sf_mcmc_logp_fn logp, void *ctx, const double *x0,
-                      const sf_mcmc_opts *opts, sf_mcmc_chain **out)
+static sf_status run_any(size_t ndim, sf_mcmc_logp_fn logp, sf_mcmc_logp_batch_fn logp_batch, void *ctx,
+                         const double *x0, const sf_mcmc_opts *opts, sf_mcmc_chain **out)
 {
     *out = NULL;
     sf_mcmc *s = NULL;
@@ -499,7 +546,7 @@ sf_status sf_mcmc_run(size_t ndim, sf_mcmc_logp_fn logp, void *ctx, const double
     const sf_mcmc_opts *o = &s->opts;
     sf_mcmc_chain *c = NULL;
     st = sf_mcmc_chain_alloc(o->niter / o->thin, o->nwalkers, ndim, &c);
-    if (!st) st = sf_mcmc_set(s, logp, ctx, x0);
+    if (!st) st = logp_batch ? sf_mcmc_set_batch(s, logp_batch, ctx, x0) : sf_mcmc_set(s, logp, ctx, x0);
     for (size_t i = 0; !st && i < o->nburn; i++) st = sf_mcmc_iterate(s);
     const size_t row = o->nwalkers * ndim;
     for (size_t i = 0, k = 0; !st && i < o->niter; i++) {
@@ -519,4 +566,20 @@ sf_status sf_mcmc_run(size_t ndim, sf_mcmc_logp_fn logp, void *ctx, const double
     sf_mcmc_free(s);
     *out = c;
     return SF_OK;
+}
+
+sf_status sf_mcmc_run(size_t ndim, sf_mcmc_logp_fn logp, void *ctx, const double *x0,
+                      const sf_mcmc_opts *opts, sf_mcmc_chain **out)
+{
+    *out = NULL;
+    if (!logp) return SF_ERROR(SF_EINVAL, "NULL log-density");
+    return run_any(ndim, logp, NULL, ctx, x0, opts, out);
+}
+
+sf_status sf_mcmc_run_batch(size_t ndim, sf_mcmc_logp_batch_fn logp_batch, void *ctx, const double *x0,
+                            const sf_mcmc_opts *opts, sf_mcmc_chain **out)
+{
+    *out = NULL;
+    if (!logp_batch) return SF_ERROR(SF_EINVAL, "NULL log-density");
+    return run_any(ndim, NULL, logp_batch, ctx, x0, opts, out);
 }
