@@ -193,8 +193,11 @@ void sf_emulator_eval(const sf_emulator *e, size_t n, const float *in, float *ln
         for (int l = 0; l < s->n_layers; l++) {
             int wi = s->width[l], wo = s->width[l + 1];
             for (size_t i = 0; i < n; i++) memcpy(dst + i * (size_t)wo, s->b[l], (size_t)wo * sizeof(float));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, wo, wi, 1.0f, src, wi,
-                        s->W[l], wo, 1.0f, dst, wo);
+            if (n == 1) /* one galaxy: a matrix-vector product, no packing */
+                cblas_sgemv(CblasRowMajor, CblasTrans, wi, wo, 1.0f, s->W[l], wo, src, 1, 1.0f, dst, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, wo, wi, 1.0f, src, wi,
+                            s->W[l], wo, 1.0f, dst, wo);
             if (l < s->n_layers - 1) activation(dst, n, wo, s->alpha[l], s->beta[l]);
             src = dst;
             dst = (dst == h0) ? h1 : h0;
@@ -203,8 +206,12 @@ void sf_emulator_eval(const sf_emulator *e, size_t n, const float *in, float *ln
         int nw = s->n_wave - s->skip;
         float *out = ln_lum + s->offset;
         for (size_t i = 0; i < n; i++) memcpy(out + i * ld, s->pca_offset + s->skip, (size_t)nw * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, nw, s->n_pca, 1.0f, src, s->n_pca,
-                    s->pca_basis + s->skip, s->n_wave, 1.0f, out, (int)ld);
+        if (n == 1)
+            cblas_sgemv(CblasRowMajor, CblasTrans, s->n_pca, nw, 1.0f, s->pca_basis + s->skip, s->n_wave, src, 1,
+                        1.0f, out, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, nw, s->n_pca, 1.0f, src, s->n_pca,
+                        s->pca_basis + s->skip, s->n_wave, 1.0f, out, (int)ld);
         const float *sc = s->spec_scale + s->skip, *sh = s->spec_shift + s->skip;
         for (size_t i = 0; i < n; i++) {
             float *restrict row = out + i * ld;
