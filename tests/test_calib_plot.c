@@ -82,6 +82,30 @@ int main(void)
         st = sf_plot_pp_grid("/nonexistent_dir_sedflow/pp.png", pit, n, P, NULL, 0, NULL);
         CHECK(st == SF_EIO && strstr(sf_last_error(), "gnuplot failed"), "unwritable output -> SF_EIO: %s",
               sf_last_error());
+        /* Corner plot: two correlated 3-D Gaussians and a truth. */
+        char corner[4200];
+        snprintf(corner, sizeof corner, "%s/corner.png", dir);
+        const size_t nc = 5000;
+        double *ca = malloc(nc * 3 * sizeof *ca), *cb = malloc(nc * 3 * sizeof *cb);
+        gsl_rng *g = sf_rng_alloc(8);
+        for (size_t i = 0; i < nc; i++) {
+            double u = gsl_ran_gaussian(g, 1.0), v = gsl_ran_gaussian(g, 1.0), w = gsl_ran_gaussian(g, 1.0);
+            ca[3 * i] = 10 + u, ca[3 * i + 1] = 0.8 * u + 0.6 * v, ca[3 * i + 2] = w * w;
+            cb[3 * i] = 10.2 + 1.2 * u, cb[3 * i + 1] = v, cb[3 * i + 2] = 0.5 + w * w;
+        }
+        gsl_rng_free(g);
+        const double tr[3] = {10.1, 0.2, 1.0};
+        const char *cn[3] = {"log_mstar", "tau_ism", "n_dust"}, *cl[2] = {"ANPE", "MCMC"};
+        st = sf_plot_corner(corner, ca, nc, cb, nc, 3, tr, cn, cl);
+        CHECK(st == SF_OK && is_png(corner), "corner PNG written: %s", st ? sf_last_error() : corner);
+        st = sf_plot_corner(corner, ca, nc, NULL, 0, 1, NULL, NULL, NULL);
+        CHECK(st == SF_OK && is_png(corner), "1-D single-set corner PNG: %s", st ? sf_last_error() : corner);
+        st = sf_plot_corner(corner, ca, nc, cb, nc, 3, tr, cn, cl); /* keep the full one for viewing */
+        ca[7] = NAN;
+        CHECK(sf_plot_corner(corner, ca, nc, NULL, 0, 3, NULL, NULL, NULL) == SF_EINVAL, "NaN sample rejected");
+        if (!(keep && *keep)) remove(corner);
+        free(ca);
+        free(cb);
     } else {
         CHECK(1, "gnuplot not installed: figure checks skipped");
     }

@@ -49,6 +49,17 @@ sf_status sf_plot_sbc_grid(const char *png, const long *rank, size_t n_test, siz
 sf_status sf_plot_coverage(const char *png, const double *level, size_t nlev, const double *cov, size_t ncurve,
                            const char *const *labels);
 
+/* Corner plot (the paper's Fig. 2 style) of one or
+ * two posterior sample sets: a[na][ndim] (blue) and optionally b[nb][ndim]
+ * (grey; NULL for none), ndim >= 1 (<= 16).  Diagonal: normalised 1-D
+ * histograms (40 bins); below it: every pair as a scatter of at most 3000
+ * evenly thinned samples per set.  truth[ndim] (NULL: none) is marked by
+ * red lines.  Axis ranges cover the 0.5-99.5 percentiles of both sets.
+ * labels[2] name the sets in the title (NULL: none).  Errors as
+ * sf_plot_pp_grid (SF_EINVAL also for NaN samples). */
+sf_status sf_plot_corner(const char *png, const double *a, size_t na, const double *b, size_t nb, size_t ndim,
+                         const double *truth, const char *const *names, const char *const *labels);
+
 #ifdef __cplusplus
 }
 #endif

@@ -314,3 +314,138 @@ sf_status sf_plot_coverage(const char *png, const double *level, size_t nlev, co
     fprintf(j.fs, "\n");
     return job_finish(&j, png);
 }
+
+/* Percentile q of column d of x[n][ndim] via a sorted copy in buf[n]. */
+static double column_pct(const double *x, size_t n, size_t ndim, size_t d, double q, double *buf)
+{
+    for (size_t i = 0; i < n; i++) buf[i] = x[i * ndim + d];
+    qsort(buf, n, sizeof *buf, cmp_double);
+    double h = q * (double)(n - 1);
+    size_t i = (size_t)h;
+    return i + 1 < n ? buf[i] + (h - (double)i) * (buf[i + 1] - buf[i]) : buf[n - 1];
+}
+
+/* Write at most 3000 evenly thinned rows of x[n][ndim] as one data block. */
+static void write_thinned(FILE *f, const double *x, size_t n, size_t ndim)
+{
+    size_t step = n > 3000 ? (n + 2999) / 3000 : 1;
+    for (size_t i = 0; i < n; i += step) {
+        for (size_t d = 0; d < ndim; d++) fprintf(f, "%.7g ", x[i * ndim + d]);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\n\n");
+}
+
+sf_status sf_plot_corner(const char *png, const double *a, size_t na, const double *b, size_t nb, size_t ndim,
+                         const double *truth, const char *const *names, const char *const *labels)
+{
+    enum { NBIN = 40 };
+    if (!a || na < 2 || ndim < 1 || ndim > 16 || (b && nb < 2))
+        return SF_ERROR(SF_EINVAL, "corner plot needs >= 2 samples and 1..16 dimensions (na = %zu, ndim = %zu)", na,
+                        ndim);
+    for (size_t i = 0; i < na * ndim; i++)
+        if (!isfinite(a[i])) return SF_ERROR(SF_EINVAL, "sample %zu of the first set is not finite", i / ndim);
+    if (b)
+        for (size_t i = 0; i < nb * ndim; i++)
+            if (!isfinite(b[i])) return SF_ERROR(SF_EINVAL, "sample %zu of the second set is not finite", i / ndim);
+    size_t nmax = b && nb > na ? nb : na;
+    double *buf = malloc(nmax * sizeof *buf), *lo = malloc(2 * ndim * sizeof *lo);
+    if (!buf || !lo) {
+        free(buf);
+        free(lo);
+        return SF_ERROR(SF_ENOMEM, "corner plot buffers");
+    }
+    double *hi = lo + ndim;
+    for (size_t d = 0; d < ndim; d++) {
+        lo[d] = column_pct(a, na, ndim, d, 0.005, buf);
+        hi[d] = column_pct(a, na, ndim, d, 0.995, buf);
+        if (b) {
+            lo[d] = fmin(lo[d], column_pct(b, nb, ndim, d, 0.005, buf));
+            hi[d] = fmax(hi[d], column_pct(b, nb, ndim, d, 0.995, buf));
+        }
+        if (truth && isfinite(truth[d])) lo[d] = fmin(lo[d], truth[d]), hi[d] = fmax(hi[d], truth[d]);
+        double pad = hi[d] > lo[d] ? 0.05 * (hi[d] - lo[d]) : fmax(1e-3 * fabs(lo[d]), 1e-6);
+        lo[d] -= pad;
+        hi[d] += pad;
+    }
+    free(buf);
+    job j;
+    sf_status st = job_start(&j, png);
+    if (st) {
+        free(lo);
+        return st;
+    }
+    /* Blocks: 0 = thinned a, 1 = thinned b (or a again), 2 + d = histograms. */
+    write_thinned(j.fd, a, na, ndim);
+    write_thinned(j.fd, b ? b : a, b ? nb : na, ndim);
+    for (size_t d = 0; d < ndim; d++) {
+        double ca[NBIN] = {0}, cb[NBIN] = {0}, w = (hi[d] - lo[d]) / NBIN;
+        for (size_t i = 0; i < na; i++) {
+            long k = (long)floor((a[i * ndim + d] - lo[d]) / w);
+            if (k >= 0 && k < NBIN) ca[k] += 1.0 / ((double)na * w);
+        }
+        for (size_t i = 0; b && i < nb; i++) {
+            long k = (long)floor((b[i * ndim + d] - lo[d]) / w);
+            if (k >= 0 && k < NBIN) cb[k] += 1.0 / ((double)nb * w);
+        }
+        for (int k = 0; k < NBIN; k++) fprintf(j.fd, "%.7g %.7g %.7g\n", lo[d] + (k + 0.5) * w, ca[k], cb[k]);
+        fprintf(j.fd, "\n\n");
+    }
+    const size_t px = ndim <= 4 ? 220 : ndim <= 8 ? 160 : 120;
+    script_header(&j, px * ndim + 60, px * ndim + 60);
+    fprintf(j.fs, "set multiplot layout %zu,%zu margins 0.07,0.98,0.07,0.95 spacing 0.005,0.005", ndim, ndim);
+    if (labels && labels[0]) {
+        fprintf(j.fs, " title ");
+        char t[512];
+        snprintf(t, sizeof t, "%s (blue)%s%s%s", labels[0], b && labels[1] ? " vs " : "",
+                 b && labels[1] ? labels[1] : "", b && labels[1] ? " (grey)" : "");
+        put_quoted(j.fs, t);
+    }
+    fprintf(j.fs, "\nset key off\nunset title\nset tics scale 0.5 font ',7'\nset xtics rotate by 45 right\n");
+    for (size_t r = 0; r < ndim; r++)
+        for (size_t c = 0; c < ndim; c++) {
+            if (c > r) {
+                fprintf(j.fs, "set multiplot next\n");
+                continue;
+            }
+            fprintf(j.fs, "set xrange [%.7g:%.7g]\n", lo[c], hi[c]);
+            if (r == ndim - 1) {
+                fprintf(j.fs, "set format x '%%g'\nset xlabel ");
+                if (names && names[c]) put_quoted(j.fs, names[c]);
+                else fprintf(j.fs, "'param %zu'", c);
+                fprintf(j.fs, " font ',8'\n");
+            } else fprintf(j.fs, "set format x ''\nunset xlabel\n");
+            if (c == 0 && r > 0) {
+                fprintf(j.fs, "set format y '%%g'\nset ylabel ");
+                if (names && names[r]) put_quoted(j.fs, names[r]);
+                else fprintf(j.fs, "'param %zu'", r);
+                fprintf(j.fs, " font ',8'\n");
+            } else fprintf(j.fs, "set format y ''\nunset ylabel\n");
+            fprintf(j.fs, "unset arrow\n");
+            if (truth && isfinite(truth[c]))
+                fprintf(j.fs, "set arrow from %.7g, graph 0 to %.7g, graph 1 nohead lc rgb 'red' lw 1\n", truth[c],
+                        truth[c]);
+            if (r == c) {
+                fprintf(j.fs, "set autoscale y\nset yrange [0:*]\nplot ");
+                put_quoted(j.fs, j.data);
+                fprintf(j.fs, " index %zu using 1:2 with steps lw 1.5 lc rgb '#1f77b4'", 2 + c);
+                if (b) fprintf(j.fs, ", '' index %zu using 1:3 with steps lw 1.5 lc rgb '#777777'", 2 + c);
+                fprintf(j.fs, "\n");
+            } else {
+                fprintf(j.fs, "set yrange [%.7g:%.7g]\n", lo[r], hi[r]);
+                if (truth && isfinite(truth[r]))
+                    fprintf(j.fs, "set arrow from graph 0, first %.7g to graph 1, first %.7g nohead lc rgb 'red'\n",
+                            truth[r], truth[r]);
+                fprintf(j.fs, "plot ");
+                if (b) {
+                    put_quoted(j.fs, j.data);
+                    fprintf(j.fs, " index 1 using %zu:%zu with points pt 7 ps 0.2 lc rgb '#B0777777', ", c + 1, r + 1);
+                }
+                put_quoted(j.fs, j.data);
+                fprintf(j.fs, " index 0 using %zu:%zu with points pt 7 ps 0.2 lc rgb '#B01f77b4'\n", c + 1, r + 1);
+            }
+        }
+    fprintf(j.fs, "unset multiplot\n");
+    free(lo);
+    return job_finish(&j, png);
+}
