@@ -36,6 +36,8 @@ int cli_parse_doubles(const char *cmd, const char *opt, const char *s, double *v
 
 /* Default prepared-data folder: $SEDFLOW_DATA, else the build's default. */
 const char *cli_data_dir(void);
+/* Default noise model: $SEDFLOW_NOISE, else models/noise_nsa.h5 of the source tree. */
+void cli_noise_path(char *buf, size_t len);
 
 /* A text progress bar with ETA on stderr (only when stderr is a terminal or
  * `force` is set); call with done = total at the end. */

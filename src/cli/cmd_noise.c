@@ -79,17 +79,6 @@ static size_t list_fits(const char *dir, char ***out)
     return n;
 }
 
-static void default_noise_path(char *buf, size_t len)
-{
-    const char *env = getenv("SEDFLOW_NOISE");
-    if (env && *env) {
-        snprintf(buf, len, "%s", env);
-        return;
-    }
-    /* models/ sits next to the default data folder in the source tree */
-    snprintf(buf, len, "%s/../models/noise_nsa.h5", SEDFLOW_DEFAULT_DATA);
-}
-
 static int do_fit(int argc, char **argv)
 {
     const char *cmd = "noise fit";
@@ -203,7 +192,7 @@ static int do_show(int argc, char **argv)
     const char *cmd = "noise show";
     static const struct option opts[] = {{"noise", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     char path[4096];
-    default_noise_path(path, sizeof path);
+    cli_noise_path(path, sizeof path);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

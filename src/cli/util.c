@@ -87,6 +87,13 @@ const char *cli_data_dir(void)
     return e && *e ? e : SEDFLOW_DEFAULT_DATA;
 }
 
+void cli_noise_path(char *buf, size_t len)
+{
+    const char *env = getenv("SEDFLOW_NOISE");
+    if (env && *env) snprintf(buf, len, "%s", env);
+    else snprintf(buf, len, "%s/../models/noise_nsa.h5", SEDFLOW_DEFAULT_DATA); /* models/ beside data/ */
+}
+
 double cli_now(void)
 {
     struct timespec ts;
