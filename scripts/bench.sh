@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run every benchmark program (bench/bench_*.c) of a Release build and print
+# their figures.  Record results in BENCHMARKS.md with date, command, machine.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bash scripts/prepare_data.sh >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc) cores"
+for b in build/bench/bench_*; do
+  [ -x "$b" ] || continue
+  echo "## $(basename "$b")"
+  "$b"
+done
