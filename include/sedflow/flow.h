@@ -219,6 +219,9 @@ sf_status sf_flow_trainer_checkpoint(const sf_flow_trainer *t, const char *path)
 /* Restore weights, running stats, Adam state, history and counters from a
  * checkpoint written for the same data size and configuration. */
 sf_status sf_flow_trainer_resume(sf_flow_trainer *t, const char *path);
+/* Record why training stopped ("max_epochs", "max_minutes", ...; stored in
+ * the model file's /training attribute `stop`). */
+void sf_flow_trainer_set_stop(sf_flow_trainer *t, const char *reason);
 /* Put the best-validation weights into f (prepared), ready for sf_flow_save. */
 void sf_flow_trainer_finish(sf_flow_trainer *t);
 

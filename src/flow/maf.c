@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <gsl/gsl_rng.h>
 #include <omp.h>
 
@@ -52,15 +51,6 @@ int sf_flow_nthreads(int requested)
 {
     int n = requested > 0 ? requested : omp_get_max_threads();
     return n < 1 ? 1 : n;
-}
-
-void sf_flow_blas_single(void)
-{
-    static int done = 0;
-    if (!done) {
-        openblas_set_num_threads(1);
-        done = 1;
-    }
 }
 
 /* Runs of equal prefix length for rows with nondecreasing prefix p[r]. */

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <gsl/gsl_rng.h>
 #include <omp.h>
 
@@ -79,18 +78,18 @@ static void eval_forward(const sf_flow *f, chunk_ws *c, int n)
         float *h0 = c->h[0];
         if (C > 0) {
             sf_maf_lin_rows(n, 0, H, C, c->xz, C, v.w_c, C, v.b_c, c->ct, H);
-            for (size_t i = 0; i < (size_t)n * H; i++) c->ct[i] = tanhf(c->ct[i]);
+            for (size_t i = 0; i < (size_t)n * H; i++) c->ct[i] = sf_tanhf(c->ct[i]);
         }
         for (int q = 0; q < f->n_run_in; q++)
             sf_maf_lin_rows(n, f->run_in[q].rs, f->run_in[q].re, f->run_in[q].p, c->u, D, v.w_in, D, v.b_in, h0, H);
-        for (size_t i = 0; i < (size_t)n * H; i++) h0[i] = tanhf(C > 0 ? h0[i] + c->ct[i] : h0[i]);
+        for (size_t i = 0; i < (size_t)n * H; i++) h0[i] = sf_tanhf(C > 0 ? h0[i] + c->ct[i] : h0[i]);
         for (int j = 0; j < SF_MAF_NBLOCKS; j++) {
             const float *hin = c->h[j % 3];
             float *ho = c->h[(j + 1) % 3];
             for (int q = 0; q < f->n_run_h; q++)
                 sf_maf_lin_rows(n, f->run_h[q].rs, f->run_h[q].re, f->run_h[q].p, hin, H, ev_w(f, k, j), H,
                                 ev_b(f, k, j), ho, H);
-            for (size_t i = 0; i < (size_t)n * H; i++) ho[i] = tanhf(ho[i]);
+            for (size_t i = 0; i < (size_t)n * H; i++) ho[i] = sf_tanhf(ho[i]);
         }
         const float *hl = c->h[SF_MAF_NBLOCKS % 3];
         for (int q = 0; q < f->n_run_f; q++)
@@ -170,12 +169,12 @@ static void eval_inverse(const sf_flow *f, chunk_ws *c, int n, const float *bias
             if (hi > lo) { /* hidden units of degree d: inputs u_0..u_{d-1} known */
                 sf_maf_lin_rows(n, lo, hi, d, c->u, D, v.w_in, D, b0, c->h[0], H);
                 for (int r = 0; r < n; r++)
-                    for (int o = lo; o < hi; o++) c->h[0][(size_t)r * H + o] = tanhf(c->h[0][(size_t)r * H + o]);
+                    for (int o = lo; o < hi; o++) c->h[0][(size_t)r * H + o] = sf_tanhf(c->h[0][(size_t)r * H + o]);
                 for (int j = 0; j < SF_MAF_NBLOCKS; j++) {
                     float *ho = c->h[(j + 1) % 3];
                     sf_maf_lin_rows(n, lo, hi, hi, c->h[j % 3], H, ev_w(f, k, j), H, ev_b(f, k, j), ho, H);
                     for (int r = 0; r < n; r++)
-                        for (int o = lo; o < hi; o++) ho[(size_t)r * H + o] = tanhf(ho[(size_t)r * H + o]);
+                        for (int o = lo; o < hi; o++) ho[(size_t)r * H + o] = sf_tanhf(ho[(size_t)r * H + o]);
                 }
             }
             sf_maf_lin_rows(n, 2 * d, 2 * d + 2, hi, c->h[SF_MAF_NBLOCKS % 3], H, v.w_f, H, v.b_f, c->out, 2 * D);
@@ -211,7 +210,7 @@ static void galaxy_bias(const sf_flow *f, const double *x, float *bias0)
             if (C > 0) {
                 a = v.b_c[o];
                 for (int i = 0; i < C; i++) a += (double)v.w_c[(size_t)o * C + i] * (float)((x[i] - f->x_mean[i]) / f->x_std[i]);
-                a = tanhf((float)a);
+                a = sf_tanhf((float)a);
             }
             bias0[(size_t)k * H + o] = v.b_in[o] + (float)a;
         }

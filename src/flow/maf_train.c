@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <omp.h>
 
 #include "flow/flow_impl.h"
@@ -93,7 +92,7 @@ void sf_maf_lin_rows(int B, int a, int b, int p, const float *X, int ldx, const 
 {
     if (b <= a) return;
     if (p > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, b - a, p, 1.f, X, ldx,
+        sf_flow_sgemm(0, 1, B, b - a, p, 1.f, X, ldx,
                     W + (size_t)a * ldw, ldw, 0.f, Y + a, ldy);
     for (int r = 0; r < B; r++) {
         float *y = Y + (size_t)r * ldy;
@@ -110,7 +109,7 @@ static void grad_rows(int B, int a, int b, int p, const float *dY, int ldy, cons
 {
     if (b <= a) return;
     if (p > 0)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b - a, p, B, 1.f, dY + a, ldy, X, ldx, 0.f,
+        sf_flow_sgemm(1, 0, b - a, p, B, 1.f, dY + a, ldy, X, ldx, 0.f,
                     dW + (size_t)a * ldw, ldw);
     for (int o = a; o < b; o++) acc[o] = 0;
     for (int r = 0; r < B; r++)
@@ -131,7 +130,7 @@ static void grad_cols(int B, int c0, int c1, const sf_maf_run *runs, int n_runs,
             break;
         }
     if (r0 < R)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, c1 - c0, R - r0, 1.f, dY + r0, ldy,
+        sf_flow_sgemm(0, 0, B, c1 - c0, R - r0, 1.f, dY + r0, ldy,
                     W + (size_t)r0 * ldw + c0, ldw, 0.f, dX + c0, ldx);
     else
         for (int r = 0; r < B; r++) memset(dX + (size_t)r * ldx + c0, 0, (size_t)(c1 - c0) * sizeof(float));
@@ -213,10 +212,10 @@ static void forward(pass_ctx *c, int t, int nt)
                 for (int o = a; o < b; o++) {
                     size_t i = (size_t)r * H + o;
                     if (C > 0) {
-                        ct[i] = tanhf(ct[i]);
-                        h0[i] = tanhf(h0[i] + ct[i]);
+                        ct[i] = sf_tanhf(ct[i]);
+                        h0[i] = sf_tanhf(h0[i] + ct[i]);
                     } else
-                        h0[i] = tanhf(h0[i]);
+                        h0[i] = sf_tanhf(h0[i]);
                 }
         }
         const float *hin = h0;
@@ -235,7 +234,7 @@ static void forward(pass_ctx *c, int t, int nt)
                 slice(f->run_h[q].rs, f->run_h[q].re, t, nt, &a, &b);
                 sf_maf_lin_rows(B, a, b, f->run_h[q].p, bo, H, v.w_h[j], H, v.b_h[j], hh, H);
                 for (int r = 0; r < B; r++)
-                    for (int o = a; o < b; o++) hh[(size_t)r * H + o] = tanhf(hh[(size_t)r * H + o]);
+                    for (int o = a; o < b; o++) hh[(size_t)r * H + o] = sf_tanhf(hh[(size_t)r * H + o]);
             }
             hin = hh;
         }
@@ -369,7 +368,7 @@ static void backward(pass_ctx *c, int t, int nt)
                     break;
                 }
             if (rfirst < H)
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, B, H - rfirst, 1.f, dcur + rfirst, H,
+                sf_flow_sgemv( B, H - rfirst, 1.f, dcur + rfirst, H,
                             v.w_in + (size_t)rfirst * D + i, D, 1.f, gn + i, D);
         }
 #pragma omp barrier

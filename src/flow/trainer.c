@@ -262,6 +262,11 @@ sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *es,
     return SF_OK;
 }
 
+void sf_flow_trainer_set_stop(sf_flow_trainer *t, const char *reason)
+{
+    snprintf(t->f->meta_stop, sizeof t->f->meta_stop, "%s", reason ? reason : "");
+}
+
 void sf_flow_trainer_finish(sf_flow_trainer *t)
 {
     memcpy(t->f->params, t->best, t->f->n_params * sizeof(float));
