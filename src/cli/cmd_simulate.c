@@ -101,10 +101,11 @@ int cmd_simulate(int argc, char **argv)
         so.nthreads = threads;
         if (!st) fprintf(stderr, "sedflow simulate: resuming %s at %zu rows (block %llu)\n", tmp, sf_simfile_nrows(f),
                          (unsigned long long)k);
+        if (!st) st = sf_sim_alloc(m, nm, &so, &sim);
     } else if (!st) {
-        st = sf_simfile_create(tmp, &so, nm->source[0] ? nm->source : noise_path, &f);
+        st = sf_sim_alloc(m, nm, &so, &sim); /* validates the options before a file exists */
+        if (!st) st = sf_simfile_create(tmp, &so, nm->source[0] ? nm->source : noise_path, &f);
     }
-    if (!st) st = sf_sim_alloc(m, nm, &so, &sim);
     cli_progress p;
     cli_progress_start(&p, "simulate", (size_t)n);
     double t0 = cli_now();
