@@ -7,6 +7,9 @@
 #define SEDFLOW_TEST_FLOW_REF_H
 
 #include <math.h>
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
 #include <stdlib.h>
 #include <string.h>
 

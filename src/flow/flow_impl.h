@@ -14,6 +14,7 @@
 #define SF_MAF_BN_MOMENTUM 0.1
 #define SF_MAF_SCALE_EPS 1e-3f
 #define SF_FLOW_HIST_COLS 5
+#define SF_FLOW_LOG_2PI 1.83787706640934548356 /* log(2 pi) */
 
 /* Named views of one MADE's parameters inside a flat buffer (llm.c style):
  * the same layout serves weights, gradients and Adam moments.  Weights are
@@ -98,7 +99,8 @@ void sf_maf_lin_rows(int B, int a, int b, int p, const float *X, int ldx, const 
 static inline float sf_tanhf(float x)
 {
     const float c = 7.99881172180175781f;
-    x = x > c ? c : (x < -c ? -c : x);
+    x = x < c ? x : c; /* minss / maxss: vectorises */
+    x = x > -c ? x : -c;
     const float x2 = x * x;
     float p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
     p = p * x2 + -8.60467152213735e-11f;
@@ -112,6 +114,10 @@ static inline float sf_tanhf(float x)
     q = q * x2 + 4.89352518554385e-03f;
     return p / q;
 }
+
+/* y[i] = tanh(y[i] + add[i]) (add may be NULL), vectorised (flow_tanh.c);
+ * the same values as sf_tanhf element by element. */
+void sf_flow_tanh(float *y, const float *add, size_t n);
 
 /* softplus in float, stable. */
 static inline float sf_softplusf(float s)

@@ -78,18 +78,18 @@ static void eval_forward(const sf_flow *f, chunk_ws *c, int n)
         float *h0 = c->h[0];
         if (C > 0) {
             sf_maf_lin_rows(n, 0, H, C, c->xz, C, v.w_c, C, v.b_c, c->ct, H);
-            for (size_t i = 0; i < (size_t)n * H; i++) c->ct[i] = sf_tanhf(c->ct[i]);
+            sf_flow_tanh(c->ct, NULL, (size_t)n * H);
         }
         for (int q = 0; q < f->n_run_in; q++)
             sf_maf_lin_rows(n, f->run_in[q].rs, f->run_in[q].re, f->run_in[q].p, c->u, D, v.w_in, D, v.b_in, h0, H);
-        for (size_t i = 0; i < (size_t)n * H; i++) h0[i] = sf_tanhf(C > 0 ? h0[i] + c->ct[i] : h0[i]);
+        sf_flow_tanh(h0, C > 0 ? c->ct : NULL, (size_t)n * H);
         for (int j = 0; j < SF_MAF_NBLOCKS; j++) {
             const float *hin = c->h[j % 3];
             float *ho = c->h[(j + 1) % 3];
             for (int q = 0; q < f->n_run_h; q++)
                 sf_maf_lin_rows(n, f->run_h[q].rs, f->run_h[q].re, f->run_h[q].p, hin, H, ev_w(f, k, j), H,
                                 ev_b(f, k, j), ho, H);
-            for (size_t i = 0; i < (size_t)n * H; i++) ho[i] = sf_tanhf(ho[i]);
+            sf_flow_tanh(ho, NULL, (size_t)n * H);
         }
         const float *hl = c->h[SF_MAF_NBLOCKS % 3];
         for (int q = 0; q < f->n_run_f; q++)
@@ -118,7 +118,7 @@ sf_status sf_flow_logq(const sf_flow *f, size_t n, const double *theta, const do
     const int nt = sf_flow_nthreads(nthreads);
     const size_t nchunks = (n + CHUNK - 1) / CHUNK;
     int fail = 0;
-    const double c0 = -0.5 * D * log(2 * M_PI) - f->log_std_sum;
+    const double c0 = -0.5 * D * SF_FLOW_LOG_2PI - f->log_std_sum;
 #pragma omp parallel num_threads(nt) reduction(| : fail)
     {
         chunk_ws c;
@@ -168,13 +168,11 @@ static void eval_inverse(const sf_flow *f, chunk_ws *c, int n, const float *bias
             int lo = d > 0 ? f->cnt_le[d - 1] : 0, hi = f->cnt_le[d];
             if (hi > lo) { /* hidden units of degree d: inputs u_0..u_{d-1} known */
                 sf_maf_lin_rows(n, lo, hi, d, c->u, D, v.w_in, D, b0, c->h[0], H);
-                for (int r = 0; r < n; r++)
-                    for (int o = lo; o < hi; o++) c->h[0][(size_t)r * H + o] = sf_tanhf(c->h[0][(size_t)r * H + o]);
+                for (int r = 0; r < n; r++) sf_flow_tanh(c->h[0] + (size_t)r * H + lo, NULL, (size_t)(hi - lo));
                 for (int j = 0; j < SF_MAF_NBLOCKS; j++) {
                     float *ho = c->h[(j + 1) % 3];
                     sf_maf_lin_rows(n, lo, hi, hi, c->h[j % 3], H, ev_w(f, k, j), H, ev_b(f, k, j), ho, H);
-                    for (int r = 0; r < n; r++)
-                        for (int o = lo; o < hi; o++) ho[(size_t)r * H + o] = sf_tanhf(ho[(size_t)r * H + o]);
+                    for (int r = 0; r < n; r++) sf_flow_tanh(ho + (size_t)r * H + lo, NULL, (size_t)(hi - lo));
                 }
             }
             sf_maf_lin_rows(n, 2 * d, 2 * d + 2, hi, c->h[SF_MAF_NBLOCKS % 3], H, v.w_f, H, v.b_f, c->out, 2 * D);
@@ -222,7 +220,7 @@ static void transform_round(const sf_flow *f, round_buf *rb, size_t m, chunk_ws 
 {
     const int D = f->D;
     const size_t nch = (m + CHUNK - 1) / CHUNK;
-    const double c0 = -0.5 * D * log(2 * M_PI) - f->log_std_sum;
+    const double c0 = -0.5 * D * SF_FLOW_LOG_2PI - f->log_std_sum;
 #pragma omp parallel for num_threads(inner_nt) schedule(dynamic, 1) if (inner_nt > 1)
     for (size_t ch = 0; ch < nch; ch++) {
         chunk_ws *c = &cws[inner_nt > 1 ? omp_get_thread_num() : 0];

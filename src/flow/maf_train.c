@@ -208,15 +208,11 @@ static void forward(pass_ctx *c, int t, int nt)
             slice(f->run_in[q].rs, f->run_in[q].re, t, nt, &a, &b);
             sf_maf_lin_rows(B, a, b, f->run_in[q].p, u, D, v.w_in, D, v.b_in, h0, H);
             if (C > 0) sf_maf_lin_rows(B, a, b, C, w->xz, C, v.w_c, C, v.b_c, ct, H);
-            for (int r = 0; r < B; r++)
-                for (int o = a; o < b; o++) {
-                    size_t i = (size_t)r * H + o;
-                    if (C > 0) {
-                        ct[i] = sf_tanhf(ct[i]);
-                        h0[i] = sf_tanhf(h0[i] + ct[i]);
-                    } else
-                        h0[i] = sf_tanhf(h0[i]);
-                }
+            for (int r = 0; r < B; r++) {
+                float *cr = ct + (size_t)r * H, *hr = h0 + (size_t)r * H;
+                if (C > 0) sf_flow_tanh(cr + a, NULL, (size_t)(b - a));
+                sf_flow_tanh(hr + a, C > 0 ? cr + a : NULL, (size_t)(b - a));
+            }
         }
         const float *hin = h0;
         for (int j = 0; j < SF_MAF_NBLOCKS; j++) {
@@ -233,8 +229,7 @@ static void forward(pass_ctx *c, int t, int nt)
                 int a, b;
                 slice(f->run_h[q].rs, f->run_h[q].re, t, nt, &a, &b);
                 sf_maf_lin_rows(B, a, b, f->run_h[q].p, bo, H, v.w_h[j], H, v.b_h[j], hh, H);
-                for (int r = 0; r < B; r++)
-                    for (int o = a; o < b; o++) hh[(size_t)r * H + o] = sf_tanhf(hh[(size_t)r * H + o]);
+                for (int r = 0; r < B; r++) sf_flow_tanh(hh + (size_t)r * H + a, NULL, (size_t)(b - a));
             }
             hin = hh;
         }
@@ -405,7 +400,7 @@ sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *w, size_t Bz, const do
         backward(&ctx, t, n);
     }
     const float *z = w->u + (size_t)f->K * w->bmax * D;
-    const double c0 = -0.5 * D * log(2 * M_PI) - f->log_std_sum;
+    const double c0 = -0.5 * D * SF_FLOW_LOG_2PI - f->log_std_sum;
     double sum = 0;
     for (int r = 0; r < B; r++) {
         double q = c0 + w->ldet[r];
