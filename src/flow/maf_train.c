@@ -91,16 +91,10 @@ void sf_maf_lin_rows(int B, int a, int b, int p, const float *X, int ldx, const 
                      const float *bias, float *Y, int ldy)
 {
     if (b <= a) return;
+    /* bias first, then beta = 1: OpenBLAS skips its separate beta pass */
+    for (int r = 0; r < B; r++) memcpy(Y + (size_t)r * ldy + a, bias + a, (size_t)(b - a) * sizeof(float));
     if (p > 0)
-        sf_flow_sgemm(0, 1, B, b - a, p, 1.f, X, ldx,
-                    W + (size_t)a * ldw, ldw, 0.f, Y + a, ldy);
-    for (int r = 0; r < B; r++) {
-        float *y = Y + (size_t)r * ldy;
-        if (p > 0)
-            for (int o = a; o < b; o++) y[o] += bias[o];
-        else
-            for (int o = a; o < b; o++) y[o] = bias[o];
-    }
+        sf_flow_sgemm(0, 1, B, b - a, p, 1.f, X, ldx, W + (size_t)a * ldw, ldw, 1.f, Y + a, ldy);
 }
 
 /* dW[a:b, 0:p] = dY[:, a:b]^T X[:, 0:p];  db[a:b] = column sums of dY. */
