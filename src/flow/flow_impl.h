@@ -10,6 +10,7 @@
 #include "sedflow/flow.h"
 
 #define SF_MAF_NBLOCKS 2
+#define SF_MAF_NSUPER 3 /* super-runs per masked matrix in forward passes */
 #define SF_MAF_BN_EPS 1e-3
 #define SF_MAF_BN_MOMENTUM 0.1
 #define SF_MAF_SCALE_EPS 1e-3f
@@ -53,6 +54,12 @@ struct sf_flow {
     int *cnt_le;        /* D+1: cnt_le[g] = number of hidden units of degree <= g */
     int n_run_in, n_run_h, n_run_f;
     sf_maf_run *run_in, *run_h, *run_f; /* input layer (cols D), hidden (H), output (H) */
+    /* "super-runs": a few consecutive runs merged (prefix = the largest), so the
+     * forward products are 2-3 larger sgemms instead of D-1 thin ones; the
+     * extra columns multiply weights that are exactly 0 (masked, enforced by
+     * sf_flow_prepare).  Same row boundaries for the input and hidden layers. */
+    int n_srun;
+    sf_maf_run *srun_in, *srun_h;
     int *hgrp;          /* n_hgrp+1 boundaries of hidden degree groups */
     int n_hgrp;
     /* evaluation weights (BN folded): K x NBLOCKS x (H x H), K x NBLOCKS x H */

@@ -106,6 +106,23 @@ static sf_status build_masks(sf_flow *f)
     f->run_f = make_runs(p, 2 * D, &f->n_run_f);
     free(p);
     if (!f->run_in || !f->run_h || !f->run_f) return SF_ERROR(SF_ENOMEM, "out of memory for MADE masks");
+    /* super-runs: split the degree groups into S parts of about H/S rows */
+    const int S = f->n_run_h < SF_MAF_NSUPER ? f->n_run_h : SF_MAF_NSUPER;
+    f->srun_in = malloc((size_t)S * sizeof(sf_maf_run));
+    f->srun_h = malloc((size_t)S * sizeof(sf_maf_run));
+    if (!f->srun_in || !f->srun_h) return SF_ERROR(SF_ENOMEM, "out of memory for MADE masks");
+    f->n_srun = 0;
+    for (int q = 0; q < f->n_run_h; q++) {
+        int n = f->n_srun;
+        if (n > 0 && f->srun_h[n - 1].re < (long)H * n / S) { /* extend the current part */
+            f->srun_h[n - 1].re = f->run_h[q].re, f->srun_h[n - 1].p = f->run_h[q].p;
+            f->srun_in[n - 1].re = f->run_in[q].re, f->srun_in[n - 1].p = f->run_in[q].p;
+        } else {
+            f->srun_h[n] = f->run_h[q];
+            f->srun_in[n] = f->run_in[q];
+            f->n_srun++;
+        }
+    }
     return SF_OK;
 }
 
@@ -220,6 +237,8 @@ void sf_flow_free(sf_flow *f)
     free(f->run_in);
     free(f->run_h);
     free(f->run_f);
+    free(f->srun_in);
+    free(f->srun_h);
     free(f->ev_w);
     free(f->ev_b);
     free(f->hist);
@@ -348,12 +367,23 @@ sf_status sf_flow_hist_push(sf_flow *f, const double row[SF_FLOW_HIST_COLS])
     return SF_OK;
 }
 
+/* Masked entries (col >= prefix) of a matrix set to 0. */
+static void zero_masked(float *w, int cols, const sf_maf_run *runs, int n_runs)
+{
+    for (int q = 0; q < n_runs; q++)
+        for (int o = runs[q].rs; o < runs[q].re; o++)
+            for (int i = runs[q].p; i < cols; i++) w[(size_t)o * cols + i] = 0.f;
+}
+
 void sf_flow_prepare(sf_flow *f)
 {
     const size_t H = (size_t)f->H;
     for (int k = 0; k < f->K; k++) {
         sf_maf_view v;
         sf_maf_view_of(f, f->params, k, &v);
+        zero_masked(v.w_in, f->D, f->run_in, f->n_run_in);
+        for (int j = 0; j < SF_MAF_NBLOCKS; j++) zero_masked(v.w_h[j], f->H, f->run_h, f->n_run_h);
+        zero_masked(v.w_f, f->H, f->run_f, f->n_run_f);
         for (int j = 0; j < SF_MAF_NBLOCKS; j++) {
             const float *rm = f->bn_run + ((size_t)k * SF_MAF_NBLOCKS + j) * 2 * H, *rv = rm + H;
             float *ew = f->ev_w + ((size_t)k * SF_MAF_NBLOCKS + j) * H * H;

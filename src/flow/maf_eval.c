@@ -80,14 +80,14 @@ static void eval_forward(const sf_flow *f, chunk_ws *c, int n)
             sf_maf_lin_rows(n, 0, H, C, c->xz, C, v.w_c, C, v.b_c, c->ct, H);
             sf_flow_tanh(c->ct, NULL, (size_t)n * H);
         }
-        for (int q = 0; q < f->n_run_in; q++)
-            sf_maf_lin_rows(n, f->run_in[q].rs, f->run_in[q].re, f->run_in[q].p, c->u, D, v.w_in, D, v.b_in, h0, H);
+        for (int q = 0; q < f->n_srun; q++)
+            sf_maf_lin_rows(n, f->srun_in[q].rs, f->srun_in[q].re, f->srun_in[q].p, c->u, D, v.w_in, D, v.b_in, h0, H);
         sf_flow_tanh(h0, C > 0 ? c->ct : NULL, (size_t)n * H);
         for (int j = 0; j < SF_MAF_NBLOCKS; j++) {
             const float *hin = c->h[j % 3];
             float *ho = c->h[(j + 1) % 3];
-            for (int q = 0; q < f->n_run_h; q++)
-                sf_maf_lin_rows(n, f->run_h[q].rs, f->run_h[q].re, f->run_h[q].p, hin, H, ev_w(f, k, j), H,
+            for (int q = 0; q < f->n_srun; q++)
+                sf_maf_lin_rows(n, f->srun_h[q].rs, f->srun_h[q].re, f->srun_h[q].p, hin, H, ev_w(f, k, j), H,
                                 ev_b(f, k, j), ho, H);
             sf_flow_tanh(ho, NULL, (size_t)n * H);
         }

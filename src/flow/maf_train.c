@@ -197,10 +197,11 @@ static void forward(pass_ctx *c, int t, int nt)
         sf_maf_view_of(f, f->params, k, &v);
         const float *u = w->u + (size_t)k * w->bmax * D;
         float *ct = w->ct + k * BH, *h0 = w->h0 + k * BH;
-        for (int q = 0; q < f->n_run_in; q++) {
+        /* forward products over super-runs (masked weights are exactly 0) */
+        for (int q = 0; q < f->n_srun; q++) {
             int a, b;
-            slice(f->run_in[q].rs, f->run_in[q].re, t, nt, &a, &b);
-            sf_maf_lin_rows(B, a, b, f->run_in[q].p, u, D, v.w_in, D, v.b_in, h0, H);
+            slice(f->srun_in[q].rs, f->srun_in[q].re, t, nt, &a, &b);
+            sf_maf_lin_rows(B, a, b, f->srun_in[q].p, u, D, v.w_in, D, v.b_in, h0, H);
             if (C > 0) sf_maf_lin_rows(B, a, b, C, w->xz, C, v.w_c, C, v.b_c, ct, H);
             for (int r = 0; r < B; r++) {
                 float *cr = ct + (size_t)r * H, *hr = h0 + (size_t)r * H;
@@ -213,16 +214,16 @@ static void forward(pass_ctx *c, int t, int nt)
             size_t kj = (size_t)k * SF_MAF_NBLOCKS + j;
             float *xh = w->xh + kj * BH, *bo = w->bo + kj * BH, *hh = w->hh + kj * BH;
             float *istd = w->istd + kj * H, *run = f->bn_run + kj * 2 * H;
-            for (int q = 0; q < f->n_hgrp; q++) {
+            for (int q = 0; q < f->n_srun; q++) { /* units owned as in the products */
                 int a, b;
-                slice(f->hgrp[q], f->hgrp[q + 1], t, nt, &a, &b);
+                slice(f->srun_h[q].rs, f->srun_h[q].re, t, nt, &a, &b);
                 bn_fwd(B, H, a, b, hin, v.bn_g[j], v.bn_b[j], xh, bo, istd, run, c->update, w->s1, w->s2);
             }
 #pragma omp barrier
-            for (int q = 0; q < f->n_run_h; q++) {
+            for (int q = 0; q < f->n_srun; q++) {
                 int a, b;
-                slice(f->run_h[q].rs, f->run_h[q].re, t, nt, &a, &b);
-                sf_maf_lin_rows(B, a, b, f->run_h[q].p, bo, H, v.w_h[j], H, v.b_h[j], hh, H);
+                slice(f->srun_h[q].rs, f->srun_h[q].re, t, nt, &a, &b);
+                sf_maf_lin_rows(B, a, b, f->srun_h[q].p, bo, H, v.w_h[j], H, v.b_h[j], hh, H);
                 for (int r = 0; r < B; r++) sf_flow_tanh(hh + (size_t)r * H + a, NULL, (size_t)(b - a));
             }
             hin = hh;
