@@ -30,6 +30,11 @@ gsl_rng *sf_rng_alloc(uint64_t seed);
  * stream `stream` of seed `seed`. Cheap (four splitmix64 steps). */
 void sf_rng_set_stream(gsl_rng *r, uint64_t seed, uint64_t stream);
 
+/* Save / restore the position of r (type sf_rng_xoshiro) in its stream:
+ * 4 words, so a work item can pause its stream and continue it later. */
+void sf_rng_save(const gsl_rng *r, uint64_t state[4]);
+void sf_rng_restore(gsl_rng *r, const uint64_t state[4]);
+
 /* splitmix64 finaliser: a bijective 64-bit mix, used to derive seeds. */
 uint64_t sf_mix64(uint64_t x);
 

@@ -77,3 +77,13 @@ void sf_rng_set_stream(gsl_rng *r, uint64_t seed, uint64_t stream)
 {
     seed_state((sf__xoshiro_state *)r->state, seed, stream);
 }
+
+void sf_rng_save(const gsl_rng *r, uint64_t state[4])
+{
+    memcpy(state, ((const sf__xoshiro_state *)r->state)->s, sizeof(uint64_t[4]));
+}
+
+void sf_rng_restore(gsl_rng *r, const uint64_t state[4])
+{
+    memcpy(((sf__xoshiro_state *)r->state)->s, state, sizeof(uint64_t[4]));
+}

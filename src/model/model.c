@@ -51,6 +51,7 @@ struct sf_model_work {
     float *ln_burst;   /* (batch, SF_NWAVE) */
     float *emu_work;
     double *lum;       /* (SF_NWAVE) one row's L */
+    double *tage;      /* (batch) age of the universe at each row's z [Gyr] */
 };
 
 void sf_model_free(sf_model *m)
@@ -132,6 +133,7 @@ void sf_model_work_free(sf_model_work *w)
     free(w->ln_burst);
     free(w->emu_work);
     free(w->lum);
+    free(w->tage);
     free(w);
 }
 
@@ -150,7 +152,9 @@ sf_status sf_model_work_alloc(const sf_model *m, size_t batch_max, sf_model_work
     w->ln_burst = malloc(batch_max * SF_NWAVE * sizeof(float));
     w->emu_work = malloc((ew > eb ? ew : eb) * sizeof(float));
     w->lum = malloc(SF_NWAVE * sizeof(double));
-    if (!w->in_nmf || !w->in_burst || !w->burst_row || !w->ln_nmf || !w->ln_burst || !w->emu_work || !w->lum) {
+    w->tage = malloc(batch_max * sizeof(double));
+    if (!w->in_nmf || !w->in_burst || !w->burst_row || !w->ln_nmf || !w->ln_burst || !w->emu_work || !w->lum ||
+        !w->tage) {
         sf_model_work_free(w);
         return SF_ERROR(SF_ENOMEM, "out of memory for a model workspace of %zu rows", batch_max);
     }
@@ -197,7 +201,7 @@ static void photometry_chunk(const sf_model *m, sf_model_work *w, size_t n, cons
                              const double *z, double *flux_nmgy, double *lum_rest)
 {
     size_t nb = 0;
-    double tage[n > 0 ? n : 1];
+    double *tage = w->tage;
     for (size_t i = 0; i < n; i++) {
         const double *th = theta + i * SF_NTHETA;
         sf_cosmo_tage_gyr(&m->cosmo, z[i], &tage[i]);

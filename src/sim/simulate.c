@@ -27,6 +27,7 @@ struct sf_sim {
     /* candidate buffers (block) */
     double *c_u, *c_theta, *c_z, *c_flux;
     unsigned char *c_reason; /* 0 kept, 1 flux range, 2 sigma, 3 noisy flux */
+    uint64_t *c_rng;         /* (block, 4) each candidate's stream state after its prior draws */
     double *c_sigma_mag, *c_noisy;
     sf_sim_rows rows;
 };
@@ -51,7 +52,7 @@ void sf_sim_free(sf_sim *s)
     free(s->work);
     free(s->rng);
     free(s->c_u); free(s->c_theta); free(s->c_z); free(s->c_flux);
-    free(s->c_reason); free(s->c_sigma_mag); free(s->c_noisy);
+    free(s->c_reason); free(s->c_rng); free(s->c_sigma_mag); free(s->c_noisy);
     sf_sim_rows *r = &s->rows;
     free(r->candidate); free(r->theta); free(r->theta_u); free(r->z); free(r->flux_true); free(r->flux);
     free(r->sigma_flux); free(r->mag); free(r->sigma_mag); free(r->x); free(r->derived);
@@ -84,6 +85,7 @@ sf_status sf_sim_alloc(const sf_model *m, const sf_noise *nm, const sf_sim_optio
     s->c_z = malloc(B * sizeof(double));
     s->c_flux = malloc(B * SF_NBANDS * sizeof(double));
     s->c_reason = malloc(B);
+    s->c_rng = malloc(B * 4 * sizeof(uint64_t));
     s->c_sigma_mag = malloc(B * SF_NBANDS * sizeof(double));
     s->c_noisy = malloc(B * SF_NBANDS * sizeof(double));
     sf_sim_rows *r = &s->rows;
@@ -98,7 +100,7 @@ sf_status sf_sim_alloc(const sf_model *m, const sf_noise *nm, const sf_sim_optio
     r->sigma_mag = malloc(B * SF_NBANDS * sizeof(double));
     r->x = malloc(B * SF_NX * sizeof(double));
     r->derived = malloc(B * SF_NDERIVED * sizeof(double));
-    bad |= !s->c_u || !s->c_theta || !s->c_z || !s->c_flux || !s->c_reason || !s->c_sigma_mag || !s->c_noisy ||
+    bad |= !s->c_u || !s->c_theta || !s->c_z || !s->c_flux || !s->c_reason || !s->c_rng || !s->c_sigma_mag || !s->c_noisy ||
            !r->candidate || !r->theta || !r->theta_u || !r->z || !r->flux_true || !r->flux || !r->sigma_flux ||
            !r->mag || !r->sigma_mag || !r->x || !r->derived;
     if (bad) {
@@ -147,15 +149,15 @@ sf_status sf_sim_block(sf_sim *s, uint64_t k, const sf_sim_rows **rows, sf_sim_c
 #pragma omp for schedule(dynamic, 1)
         for (size_t c = 0; c < nchunks; c++) {
             size_t i0 = c * CHUNK, n = B - i0 < CHUNK ? B - i0 : CHUNK;
-            for (size_t i = i0; i < i0 + n; i++)
+            for (size_t i = i0; i < i0 + n; i++) {
                 draw_parameters(s, r, j0 + i, s->c_u + i * SF_NU, s->c_theta + i * SF_NTHETA, &s->c_z[i]);
+                sf_rng_save(r, s->c_rng + 4 * i);
+            }
             if (sf_model_photometry(s->model, s->work[t], n, s->c_theta + i0 * SF_NTHETA, s->c_z + i0,
                                     s->c_flux + i0 * SF_NBANDS, NULL))
                 failed = 1;
             for (size_t i = i0; i < i0 + n && !failed; i++) {
-                /* continue stream j after the parameter draws */
-                double u[SF_NU], th[SF_NTHETA], z;
-                draw_parameters(s, r, j0 + i, u, th, &z);
+                sf_rng_restore(r, s->c_rng + 4 * i); /* continue stream j0 + i */
                 s->c_reason[i] = add_noise(s, r, s->c_flux + i * SF_NBANDS, s->c_sigma_mag + i * SF_NBANDS,
                                            s->c_noisy + i * SF_NBANDS);
             }
