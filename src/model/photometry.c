@@ -17,6 +17,7 @@ void sf_filter_free(sf_filter *f)
     if (!f) return;
     free(f->wave);
     free(f->resp);
+    free(f->slope);
     memset(f, 0, sizeof *f);
 }
 
@@ -34,6 +35,11 @@ sf_status sf_filter_load(hid_t file, const char *band, sf_filter *f)
         return st;
     }
     f->n = (int)n1;
+    f->slope = malloc(n1 * sizeof(double));
+    if (!f->slope) {
+        sf_filter_free(f);
+        return SF_ERROR(SF_ENOMEM, "out of memory");
+    }
     if (f->n < 2) {
         sf_filter_free(f);
         return SF_ERROR(SF_EFORMAT, "filter %s has fewer than 2 points", band);
@@ -45,6 +51,7 @@ sf_status sf_filter_load(hid_t file, const char *band, sf_filter *f)
             return SF_ERROR(SF_EFORMAT, "filter %s wavelengths are not ascending", band);
         }
         if (i > 0) {
+            f->slope[i - 1] = (f->resp[i] - f->resp[i - 1]) / (f->wave[i] - f->wave[i - 1]);
             double a = f->resp[i - 1] / f->wave[i - 1], b = f->resp[i] / f->wave[i];
             s += 0.5 * (a + b) * (f->wave[i] - f->wave[i - 1]);
         }
@@ -64,18 +71,17 @@ double sf_filter_maggies(const sf_filter *f, const double *wave_rest, const doub
         if (wave_rest[m] < lo) a = m + 1;
         else b = m;
     }
-    double sum = 0, prev = 0, prev_w = 0;
-    int j = 0, first = 1;
+    /* trapezoid sum_i 0.5 (v_i + v_{i-1}) dl_i = sum_i v_i (l_{i+1} - l_{i-1})/2 with
+     * half-intervals at the two ends, v_i = L_i R(zp1 l_i) l_i */
+    double sum = 0;
+    int j = 0;
     for (int i = a; i < nw && wave_rest[i] <= hi; i++) {
         double wo = wave_rest[i] * zp1;
         while (j < f->n - 2 && f->wave[j + 1] < wo) j++;
-        double t = (wo - f->wave[j]) / (f->wave[j + 1] - f->wave[j]);
-        double r = f->resp[j] + t * (f->resp[j + 1] - f->resp[j]);
-        double v = lum[i] * r * wave_rest[i];
-        if (!first) sum += 0.5 * (v + prev) * (wave_rest[i] - prev_w);
-        prev = v;
-        prev_w = wave_rest[i];
-        first = 0;
+        double r = f->resp[j] + f->slope[j] * (wo - f->wave[j]);
+        double wl = i > a ? wave_rest[i - 1] : wave_rest[i];
+        double wr = (i + 1 < nw && wave_rest[i + 1] <= hi) ? wave_rest[i + 1] : wave_rest[i];
+        sum += lum[i] * r * wave_rest[i] * (wr - wl);
     }
-    return k * zp1 * zp1 * sum / f->ab_norm;
+    return k * zp1 * zp1 * 0.5 * sum / f->ab_norm;
 }

@@ -13,6 +13,7 @@ typedef struct {
     int n;
     double *wave;  /* (n) Angstrom, ascending */
     double *resp;  /* (n) photon-counting response */
+    double *slope; /* (n-1) (resp[j+1]-resp[j]) / (wave[j+1]-wave[j]) per segment */
     double ab_norm; /* int 3631e-23 c / lambda^2 R lambda dlambda [erg/s/cm^2] */
 } sf_filter;
 
