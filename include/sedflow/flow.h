@@ -43,23 +43,40 @@ extern "C" {
 #define SF_FLOW_FORMAT_VERSION 1
 #define SF_FLOW_NAME_LEN 512
 
-typedef enum { SF_FLOW_MAF = 1 } sf_flow_family;
+/* SF_FLOW_MAF: masked autoregressive flow (above).  SF_FLOW_NSF: conditional
+ * rational-quadratic neural spline flow with coupling layers (Durkan et al.
+ * 2019; src/flow/nsf.h, docs/FLOW.md "NSF"): K coupling layers, each
+ * transforming about half of the z-scored dimensions by monotonic RQ splines
+ * (`bins` bins on [-tail_bound, tail_bound], identity outside) whose
+ * parameters come from a 2-hidden-layer tanh MLP (H units) of the other
+ * dimensions and the z-scored context; the transformed halves alternate so
+ * every pair of layers transforms every dimension once.  Same interface:
+ * log q, sampling (one closed-form inverse per layer), training, files. */
+typedef enum { SF_FLOW_MAF = 1, SF_FLOW_NSF = 2 } sf_flow_family;
 
 typedef struct {
-    sf_flow_family family; /* SF_FLOW_MAF */
+    sf_flow_family family; /* SF_FLOW_MAF or SF_FLOW_NSF */
     int D;                 /* theta dimension (>= 1) */
     int C;                 /* context dimension (>= 0; 0 = unconditional) */
-    int K;                 /* number of MADE + permutation transforms (>= 1) */
-    int H;                 /* hidden units per MADE layer (>= 1) */
+    int K;                 /* number of transforms (MAF: MADE + permutation; NSF: coupling layers) (>= 1) */
+    int H;                 /* hidden units per MADE / conditioner layer (>= 1) */
     uint64_t seed;         /* initial weights and permutations */
 } sf_flow_config;
+
+/* Hyper-parameters of the NSF family (sf_flow_alloc_nsf). */
+typedef struct {
+    int bins;          /* spline bins per dimension (0 = default 8; at most 64) */
+    double tail_bound; /* spline interval [-B, B] in z-scored theta units (0 = default 3);
+                        * identity outside */
+} sf_flow_nsf_config;
 
 typedef struct sf_flow sf_flow;
 
 /* Number of trainable parameters of a configuration (weights incl. masked
  * entries that are structurally zero are NOT counted twice: this is the
  * PyTorch count, i.e. every entry of every weight matrix, bias, BN gamma and
- * beta).  K=15, H=500, D=11, C=11 gives 7,890,330 (SEDflow). */
+ * beta).  K=15, H=500, D=11, C=11 gives 7,890,330 (SEDflow).  NSF: with
+ * the default hyper-parameters (sf_flow_param_count_nsf). */
 size_t sf_flow_param_count(const sf_flow_config *cfg);
 
 /* Allocate a flow with PyTorch-default initialisation (uniform
@@ -69,6 +86,16 @@ size_t sf_flow_param_count(const sf_flow_config *cfg);
 sf_status sf_flow_alloc(const sf_flow_config *cfg, sf_flow **out);
 void sf_flow_free(sf_flow *f);
 
+/* NSF family with explicit hyper-parameters (cfg->family must be
+ * SF_FLOW_NSF; nc NULL = defaults; sf_flow_alloc uses the defaults).
+ * Initialisation: conditioner layers PyTorch default, output layer scaled
+ * by 0.1 (near-identity splines).  Errors: SF_EINVAL, SF_ENOMEM. */
+sf_status sf_flow_alloc_nsf(const sf_flow_config *cfg, const sf_flow_nsf_config *nc, sf_flow **out);
+/* Parameter count of an NSF configuration (0 if invalid). */
+size_t sf_flow_param_count_nsf(const sf_flow_config *cfg, const sf_flow_nsf_config *nc);
+/* The NSF hyper-parameters of f with defaults resolved (zeros for a MAF). */
+void sf_flow_get_nsf_config(const sf_flow *f, sf_flow_nsf_config *nc);
+
 /* Configuration and parameter count of a flow. */
 const sf_flow_config *sf_flow_get_config(const sf_flow *f);
 size_t sf_flow_n_params(const sf_flow *f);
@@ -76,7 +103,8 @@ size_t sf_flow_n_params(const sf_flow *f);
  * (layout: docs/FLOW.md).  Writing to it requires sf_flow_prepare() before
  * the next sf_flow_logq / sf_flow_sample. */
 float *sf_flow_params(sf_flow *f);
-/* BatchNorm running statistics, K * 2 * 2 * H floats: [k][block][mean H, var H]. */
+/* BatchNorm running statistics, K * 2 * 2 * H floats: [k][block][mean H, var H]
+ * (MAF; an NSF has none: a dummy of 1 float). */
 float *sf_flow_bn_running(sf_flow *f);
 
 /* Set the z-score statistics from n training rows (theta n x D, x n x C):

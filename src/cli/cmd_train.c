@@ -13,13 +13,21 @@ static void help(void)
 {
     printf("usage: sedflow train --data TRAIN.h5 --out MODEL.h5 [options]\n\n"
            "Train a conditional normalizing flow q(theta | x) by maximum likelihood\n"
-           "(SEDflow: MAF, 15 MADE blocks of 2 x 500 tanh units, Adam, batch 50).\n\n"
+           "(SEDflow: MAF, 15 MADE blocks of 2 x 500 tanh units, Adam, batch 50), or a\n"
+           "conditional rational-quadratic neural spline flow (NSF; docs/FLOW.md).\n\n"
            "  --data PATH        training set: theta_u (n x D), x (n x C), /prior/lower, /prior/upper\n"
            "  --out PATH         model file to write (best validation weights); a checkpoint\n"
            "                     PATH.ckpt is written after every epoch\n"
-           "  --flow NAME        flow family: maf (default maf)\n"
-           "  --blocks K         number of MADE transforms (default 15)\n"
-           "  --hidden H         hidden units per MADE layer (default 500)\n"
+           "  --flow NAME        flow family: maf (masked autoregressive flow, SEDflow's) or\n"
+           "                     nsf (coupling rational-quadratic spline flow; fast sampling)\n"
+           "                     (default maf)\n"
+           "  --blocks K         number of transforms: MADEs (maf, default 15) or coupling\n"
+           "                     layers (nsf, default 8)\n"
+           "  --hidden H         hidden units per MADE / conditioner layer (maf default 500,\n"
+           "                     nsf default 128)\n"
+           "  --bins N           nsf: spline bins per dimension, 1..64 (default 8)\n"
+           "  --tail-bound B     nsf: splines act on [-B, B] in z-scored theta units (standard\n"
+           "                     deviations of the training set), identity outside (default 3)\n"
            "  --batch B          minibatch rows (default 50)\n"
            "  --lr RATE          Adam learning rate (default 5e-4)\n"
            "  --patience E       stop after E epochs without validation improvement (default 20)\n"
@@ -35,8 +43,8 @@ static void help(void)
 int cmd_train(int argc, char **argv)
 {
     const char *cmd = "train", *data = NULL, *out = NULL, *flow = "maf";
-    long K = 15, H = 500, batch = 50, seed = 1, threads = 0, max_epochs = 0, patience = 20;
-    double lr = 5e-4, max_minutes = 0, val_frac = 0.1;
+    long K = 0, H = 0, batch = 50, seed = 1, threads = 0, max_epochs = 0, patience = 20, bins = 8;
+    double lr = 5e-4, max_minutes = 0, val_frac = 0.1, tail = 3.0;
     int resume = 0, quiet = 0;
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'},
@@ -46,7 +54,8 @@ int cmd_train(int argc, char **argv)
         {"val-frac", required_argument, 0, 'v'}, {"seed", required_argument, 0, 's'},
         {"threads", required_argument, 0, 't'}, {"max-epochs", required_argument, 0, 'e'},
         {"max-minutes", required_argument, 0, 'm'}, {"resume", no_argument, 0, 'r'},
-        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"quiet", no_argument, 0, 'q'}, {"bins", required_argument, 0, 'n'},
+        {"tail-bound", required_argument, 0, 'B'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -64,6 +73,8 @@ int cmd_train(int argc, char **argv)
         case 't': if (cli_parse_long(cmd, "--threads", optarg, &threads)) return 2; break;
         case 'e': if (cli_parse_long(cmd, "--max-epochs", optarg, &max_epochs)) return 2; break;
         case 'm': if (cli_parse_double(cmd, "--max-minutes", optarg, &max_minutes)) return 2; break;
+        case 'n': if (cli_parse_long(cmd, "--bins", optarg, &bins)) return 2; break;
+        case 'B': if (cli_parse_double(cmd, "--tail-bound", optarg, &tail)) return 2; break;
         case 'r': resume = 1; break;
         case 'q': quiet = 1; break;
         case 'h': help(); return 0;
@@ -71,9 +82,14 @@ int cmd_train(int argc, char **argv)
         }
     }
     if (!data || !out) return cli_usage_error(cmd, "--data and --out are required");
-    if (strcmp(flow, "maf")) return cli_usage_error(cmd, "--flow '%s' unknown (available: maf)", flow);
+    const int nsf = !strcmp(flow, "nsf");
+    if (strcmp(flow, "maf") && !nsf) return cli_usage_error(cmd, "--flow '%s' unknown (available: maf, nsf)", flow);
+    if (K == 0) K = nsf ? 8 : 15;
+    if (H == 0) H = nsf ? 128 : 500;
     if (K < 1 || H < 1 || batch < 2 || patience < 1 || max_epochs < 0 || max_minutes < 0 || threads < 0)
         return cli_usage_error(cmd, "--blocks, --hidden >= 1, --batch >= 2, --patience >= 1, limits >= 0");
+    if (bins < 1 || bins > 64 || !(tail > 0))
+        return cli_usage_error(cmd, "--bins must be in 1..64 and --tail-bound > 0");
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
     double t_start = cli_now();
@@ -82,13 +98,19 @@ int cmd_train(int argc, char **argv)
     sf_flow_trainer *t = NULL;
     sf_status st = sf_flow_data_load(data, &d);
     if (st) return cli_fail(cmd, st);
-    sf_flow_config cfg = {SF_FLOW_MAF, d->D, d->C, (int)K, (int)H, (uint64_t)seed};
+    sf_flow_config cfg = {nsf ? SF_FLOW_NSF : SF_FLOW_MAF, d->D, d->C, (int)K, (int)H, (uint64_t)seed};
+    sf_flow_nsf_config nc = {(int)bins, tail};
     sf_flow_train_config tc;
     sf_flow_train_config_default(&tc);
     tc.batch = (size_t)batch, tc.lr = lr, tc.patience = (int)patience, tc.val_frac = val_frac;
     tc.seed = (uint64_t)seed, tc.nthreads = (int)threads;
-    if ((st = sf_flow_alloc(&cfg, &f)) || (st = sf_flow_trainer_alloc(f, d, &tc, &t))) goto fail;
-    if (!quiet)
+    if ((st = nsf ? sf_flow_alloc_nsf(&cfg, &nc, &f) : sf_flow_alloc(&cfg, &f)) ||
+        (st = sf_flow_trainer_alloc(f, d, &tc, &t)))
+        goto fail;
+    if (!quiet && nsf)
+        fprintf(stderr, "sedflow train: %zu rows (D=%d, C=%d), NSF K=%ld H=%ld bins=%ld tail bound %g: %zu parameters\n",
+                d->n, d->D, d->C, K, H, bins, tail, sf_flow_n_params(f));
+    else if (!quiet)
         fprintf(stderr, "sedflow train: %zu rows (D=%d, C=%d), MAF K=%ld H=%ld: %zu parameters\n", d->n, d->D, d->C, K, H,
                 sf_flow_n_params(f));
     if (resume) {

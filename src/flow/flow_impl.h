@@ -44,7 +44,9 @@ struct sf_flow {
     int D, C, K, H;
     size_t n_params, n_layer; /* total, per MADE */
     float *params;
-    float *bn_run; /* K x NBLOCKS x (mean H, var H) */
+    float *bn_run; /* K x NBLOCKS x (mean H, var H) (NSF: a dummy float) */
+    size_t n_bn;   /* floats in bn_run that are state (MAF K*NBLOCKS*2H, NSF 0) */
+    struct sf_nsf *nsf; /* NSF family: its layout (src/flow/nsf.h); NULL for MAF */
     int *perm;     /* K x D */
     double *theta_mean, *theta_std, *x_mean, *x_std;
     double *lower, *upper;

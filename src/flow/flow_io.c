@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "flow/flow_impl.h"
+#include "flow/nsf.h"
 #include "io/h5util.h"
 
 #define TRY(x)                  \
@@ -19,10 +20,10 @@ sf_status sf_flow_write_h5(const sf_flow *f, hid_t file)
 {
     sf_status st = SF_OK;
     hid_t g = -1;
-    const size_t D = (size_t)f->D, C = (size_t)f->C, K = (size_t)f->K, H = (size_t)f->H;
+    const size_t D = (size_t)f->D, C = (size_t)f->C, K = (size_t)f->K;
     TRY(sf_h5_attr_set_long(file, ".", "format_version", SF_FLOW_FORMAT_VERSION));
     TRY(sf_h5_attr_set_string(file, ".", "format", "sedflow conditional flow"));
-    TRY(sf_h5_attr_set_string(file, ".", "flow", "maf"));
+    TRY(sf_h5_attr_set_string(file, ".", "flow", f->nsf ? "nsf" : "maf"));
     TRY(sf_h5_attr_set_string(file, ".", "sedflow_version", SEDFLOW_VERSION));
     TRY(sf_h5_group(file, "arch", &g));
     H5Gclose(g);
@@ -31,13 +32,27 @@ sf_status sf_flow_write_h5(const sf_flow *f, hid_t file)
     TRY(sf_h5_attr_set_long(file, "arch", "C", f->C));
     TRY(sf_h5_attr_set_long(file, "arch", "K", f->K));
     TRY(sf_h5_attr_set_long(file, "arch", "H", f->H));
-    TRY(sf_h5_attr_set_long(file, "arch", "n_blocks", SF_MAF_NBLOCKS));
     TRY(sf_h5_attr_set_long(file, "arch", "n_params", (long long)f->n_params));
     TRY(sf_h5_attr_set_long(file, "arch", "seed", (long long)f->cfg.seed));
     TRY(sf_h5_attr_set_string(file, "arch", "activation", "tanh"));
-    TRY(sf_h5_attr_set_double(file, "arch", "bn_eps", SF_MAF_BN_EPS));
-    TRY(sf_h5_attr_set_double(file, "arch", "bn_momentum", SF_MAF_BN_MOMENTUM));
-    TRY(sf_h5_attr_set_double(file, "arch", "scale_eps", SF_MAF_SCALE_EPS));
+    if (f->nsf) {
+        TRY(sf_h5_attr_set_long(file, "arch", "n_hidden_layers", 2));
+        TRY(sf_h5_attr_set_long(file, "arch", "bins", f->nsf->bins));
+        TRY(sf_h5_attr_set_double(file, "arch", "tail_bound", f->nsf->tail));
+        TRY(sf_h5_attr_set_double(file, "arch", "min_bin_width", SF_NSF_MIN_BIN));
+        TRY(sf_h5_attr_set_double(file, "arch", "min_bin_height", SF_NSF_MIN_BIN));
+        TRY(sf_h5_attr_set_double(file, "arch", "min_derivative", SF_NSF_MIN_DERIV));
+        long long nid[4096];
+        size_t nk = K;
+        if (K > 4096) return SF_ERROR(SF_EINVAL, "K = %zu too large", K);
+        for (size_t k = 0; k < K; k++) nid[k] = f->nsf->n_id[k];
+        TRY(sf_h5_write_int64(file, "arch/n_identity", 1, &nk, nid, 0));
+    } else {
+        TRY(sf_h5_attr_set_long(file, "arch", "n_blocks", SF_MAF_NBLOCKS));
+        TRY(sf_h5_attr_set_double(file, "arch", "bn_eps", SF_MAF_BN_EPS));
+        TRY(sf_h5_attr_set_double(file, "arch", "bn_momentum", SF_MAF_BN_MOMENTUM));
+        TRY(sf_h5_attr_set_double(file, "arch", "scale_eps", SF_MAF_SCALE_EPS));
+    }
     {
         long long *pp = malloc(K * D * sizeof(long long));
         if (!pp) return SF_ERROR(SF_ENOMEM, "out of memory");
@@ -51,9 +66,9 @@ sf_status sf_flow_write_h5(const sf_flow *f, hid_t file)
     H5Gclose(g);
     g = -1;
     {
-        size_t n1 = f->n_params, n2 = K * SF_MAF_NBLOCKS * 2 * H;
+        size_t n1 = f->n_params, n2 = f->n_bn;
         TRY(sf_h5_write_float(file, "weights/params", 1, &n1, f->params, 0));
-        TRY(sf_h5_write_float(file, "weights/bn_running", 1, &n2, f->bn_run, 0));
+        if (!f->nsf) TRY(sf_h5_write_float(file, "weights/bn_running", 1, &n2, f->bn_run, 0));
     }
     TRY(sf_h5_group(file, "zscore", &g));
     H5Gclose(g);
@@ -123,8 +138,9 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
         return SF_ERROR(SF_EFORMAT,
                         "'%s' has model format version %lld; this sedflow reads version %d only (retrain the model)",
                         path, ver, SF_FLOW_FORMAT_VERSION);
-    if (sf_h5_attr_get_string(file, ".", "flow", s, sizeof s) || strcmp(s, "maf"))
+    if (sf_h5_attr_get_string(file, ".", "flow", s, sizeof s) || (strcmp(s, "maf") && strcmp(s, "nsf")))
         return SF_ERROR(SF_EFORMAT, "'%s': unknown flow family '%s'", path, s);
+    const int is_nsf = !strcmp(s, "nsf");
     sf_status st = SF_OK;
     sf_flow *f = NULL;
     long long *pp = NULL;
@@ -132,16 +148,47 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
     TRY(sf_h5_attr_get_long(file, "arch", "C", &C));
     TRY(sf_h5_attr_get_long(file, "arch", "K", &K));
     TRY(sf_h5_attr_get_long(file, "arch", "H", &H));
-    TRY(sf_h5_attr_get_long(file, "arch", "n_blocks", &nb));
     TRY(sf_h5_attr_get_long(file, "arch", "seed", &seed));
-    if (nb != SF_MAF_NBLOCKS) {
-        st = SF_ERROR(SF_EFORMAT, "'%s': %lld MADE blocks, expected %d", path, nb, SF_MAF_NBLOCKS);
+    if (D < 1 || D > 1000 || C < 0 || C > 1024 || K < 1 || K > 4096 || H < 1 || H > 1000000) {
+        st = SF_ERROR(SF_EFORMAT, "'%s': bad sizes D=%lld C=%lld K=%lld H=%lld", path, D, C, K, H);
         goto done;
     }
-    sf_flow_config cfg = {SF_FLOW_MAF, (int)D, (int)C, (int)K, (int)H, (uint64_t)seed};
-    TRY(sf_flow_alloc(&cfg, &f));
+    if (is_nsf) {
+        long long bins = 0, nl = 0;
+        double tail = 0;
+        TRY(sf_h5_attr_get_long(file, "arch", "n_hidden_layers", &nl));
+        TRY(sf_h5_attr_get_long(file, "arch", "bins", &bins));
+        TRY(sf_h5_attr_get_double(file, "arch", "tail_bound", &tail));
+        if (nl != 2) {
+            st = SF_ERROR(SF_EFORMAT, "'%s': %lld conditioner hidden layers, expected 2", path, nl);
+            goto done;
+        }
+        sf_flow_config cfg = {SF_FLOW_NSF, (int)D, (int)C, (int)K, (int)H, (uint64_t)seed};
+        sf_flow_nsf_config nc = {(int)bins, tail};
+        if (bins < 1 || !(tail > 0)) {
+            st = SF_ERROR(SF_EFORMAT, "'%s': bad NSF bins %lld or tail bound %g", path, bins, tail);
+            goto done;
+        }
+        TRY(sf_flow_alloc_nsf(&cfg, &nc, &f));
+        long long *nid = NULL;
+        TRY(sf_h5_read_int64(file, "arch/n_identity", (size_t)K, &nid, NULL));
+        for (long long k = 0; k < K && !st; k++)
+            if (nid[k] != f->nsf->n_id[k])
+                st = SF_ERROR(SF_EFORMAT, "'%s': arch/n_identity[%lld] = %lld, expected %d", path, k, nid[k],
+                              f->nsf->n_id[k]);
+        free(nid);
+        if (st) goto done;
+    } else {
+        TRY(sf_h5_attr_get_long(file, "arch", "n_blocks", &nb));
+        if (nb != SF_MAF_NBLOCKS) {
+            st = SF_ERROR(SF_EFORMAT, "'%s': %lld MADE blocks, expected %d", path, nb, SF_MAF_NBLOCKS);
+            goto done;
+        }
+        sf_flow_config cfg = {SF_FLOW_MAF, (int)D, (int)C, (int)K, (int)H, (uint64_t)seed};
+        TRY(sf_flow_alloc(&cfg, &f));
+    }
     TRY(sf_h5_read_float_into(file, "weights/params", f->n_params, f->params));
-    TRY(sf_h5_read_float_into(file, "weights/bn_running", (size_t)K * SF_MAF_NBLOCKS * 2 * H, f->bn_run));
+    if (!is_nsf) TRY(sf_h5_read_float_into(file, "weights/bn_running", f->n_bn, f->bn_run));
     TRY(sf_h5_read_int64(file, "arch/perm", (size_t)(K * D), &pp, NULL));
     for (long long k = 0; k < K; k++) {
         int seen[1024] = {0};

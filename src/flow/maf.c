@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include "flow/flow_impl.h"
+#include "flow/nsf.h"
 #include "sedflow/rng.h"
 
 static size_t layer_count(int D, int C, int H)
@@ -25,6 +26,7 @@ static size_t layer_count(int D, int C, int H)
 
 size_t sf_flow_param_count(const sf_flow_config *cfg)
 {
+    if (cfg && cfg->family == SF_FLOW_NSF) return sf_flow_param_count_nsf(cfg, NULL);
     if (!cfg || cfg->D < 1 || cfg->C < 0 || cfg->K < 1 || cfg->H < 1) return 0;
     return (size_t)cfg->K * layer_count(cfg->D, cfg->C, cfg->H);
 }
@@ -144,6 +146,7 @@ static void init_uniform(gsl_rng *r, float *w, size_t n, double b)
 sf_status sf_flow_alloc(const sf_flow_config *cfg, sf_flow **out)
 {
     *out = NULL;
+    if (cfg && cfg->family == SF_FLOW_NSF) return sf_flow_alloc_nsf(cfg, NULL, out);
     if (!cfg || cfg->family != SF_FLOW_MAF) return SF_ERROR(SF_EINVAL, "unknown flow family");
     if (cfg->D < 1 || cfg->D > 1000 || cfg->C < 0 || cfg->K < 1 || cfg->H < 1)
         return SF_ERROR(SF_EINVAL, "bad flow sizes D=%d C=%d K=%d H=%d", cfg->D, cfg->C, cfg->K, cfg->H);
@@ -155,7 +158,8 @@ sf_status sf_flow_alloc(const sf_flow_config *cfg, sf_flow **out)
     f->n_layer = layer_count(f->D, f->C, f->H);
     f->n_params = K * f->n_layer;
     f->params = calloc(f->n_params, sizeof(float));
-    f->bn_run = calloc(K * SF_MAF_NBLOCKS * 2 * H, sizeof(float));
+    f->n_bn = K * SF_MAF_NBLOCKS * 2 * H;
+    f->bn_run = calloc(f->n_bn, sizeof(float));
     f->perm = malloc(K * D * sizeof(int));
     f->theta_mean = calloc(D, sizeof(double));
     f->theta_std = malloc(D * sizeof(double));
@@ -242,6 +246,7 @@ void sf_flow_free(sf_flow *f)
     free(f->ev_w);
     free(f->ev_b);
     free(f->hist);
+    sf_nsf_free_priv(f->nsf);
     free(f);
 }
 
@@ -377,6 +382,10 @@ static void zero_masked(float *w, int cols, const sf_maf_run *runs, int n_runs)
 
 void sf_flow_prepare(sf_flow *f)
 {
+    if (f->nsf) { /* NSF: no batch norm to fold */
+        f->prepared = 1;
+        return;
+    }
     const size_t H = (size_t)f->H;
     for (int k = 0; k < f->K; k++) {
         sf_maf_view v;

@@ -19,6 +19,7 @@
 #include <omp.h>
 
 #include "flow/flow_impl.h"
+#include "flow/nsf.h"
 #include "sedflow/rng.h"
 
 #define CHUNK 256
@@ -113,6 +114,7 @@ sf_status sf_flow_logq(const sf_flow *f, size_t n, const double *theta, const do
     if (!f->prepared) return SF_ERROR(SF_EINVAL, "flow not prepared (call sf_flow_prepare after changing weights)");
     if (n == 0) return SF_OK;
     if (!theta || !logq || (f->C > 0 && !x)) return SF_ERROR(SF_EINVAL, "NULL theta, x or logq");
+    if (f->nsf) return sf_nsf_logq(f, n, theta, x, logq, nthreads);
     sf_flow_blas_single();
     const int D = f->D, C = f->C;
     const int nt = sf_flow_nthreads(nthreads);
@@ -292,6 +294,8 @@ sf_status sf_flow_sample(const sf_flow *f, size_t G, const double *x, size_t n, 
         if (!(lo[d] < hi[d])) return SF_ERROR(SF_EINVAL, "empty box in dimension %d: [%g, %g]", d, lo[d], hi[d]);
     size_t budget = max_proposals ? max_proposals : 100 * n;
     if (budget < n) return SF_ERROR(SF_EINVAL, "max_proposals %zu < n %zu", budget, n);
+    if (f->nsf)
+        return sf_nsf_sample(f, G, x, n, seed, lo, hi, budget, samples, logq, n_acc, acc_frac, nthreads);
     sf_flow_blas_single();
     const int nt = sf_flow_nthreads(nthreads);
     const int outer = nt > 1 && G >= (size_t)nt;

@@ -17,6 +17,7 @@
 #include <omp.h>
 
 #include "flow/flow_impl.h"
+#include "flow/nsf.h"
 
 struct sf_flow_train_ws {
     size_t bmax;
@@ -31,6 +32,7 @@ struct sf_flow_train_ws {
     float *g0, *g1;       /* bmax x D ping-pong: d loss / d u */
     double *ldet;         /* bmax */
     double *s1, *s2;      /* H scratch (per unit sums) */
+    struct sf_nsf_ws *nsf; /* NSF family: its workspace (nsf_train.c); the rest unused */
 };
 
 sf_status sf_flow_train_ws_alloc(const sf_flow *f, size_t bmax, sf_flow_train_ws **out)
@@ -39,6 +41,13 @@ sf_status sf_flow_train_ws_alloc(const sf_flow *f, size_t bmax, sf_flow_train_ws
     if (bmax < 2) return SF_ERROR(SF_EINVAL, "batch_max %zu < 2", bmax);
     sf_flow_train_ws *w = calloc(1, sizeof *w);
     if (!w) return SF_ERROR(SF_ENOMEM, "out of memory");
+    if (f->nsf) {
+        w->bmax = bmax;
+        sf_status st = sf_nsf_train_ws_alloc(f, bmax, &w->nsf);
+        if (st) free(w);
+        else *out = w;
+        return st;
+    }
     const size_t B = bmax, D = (size_t)f->D, C = (size_t)f->C, K = (size_t)f->K, H = (size_t)f->H,
                  NB = SF_MAF_NBLOCKS;
     w->bmax = bmax;
@@ -72,6 +81,7 @@ sf_status sf_flow_train_ws_alloc(const sf_flow *f, size_t bmax, sf_flow_train_ws
 void sf_flow_train_ws_free(sf_flow_train_ws *w)
 {
     if (!w) return;
+    sf_nsf_train_ws_free(w->nsf);
     free(w->xz); free(w->u); free(w->ct); free(w->h0); free(w->xh); free(w->bo); free(w->hh);
     free(w->istd); free(w->out); free(w->dA); free(w->dB); free(w->dC); free(w->dout);
     free(w->g0); free(w->g1); free(w->ldet); free(w->s1); free(w->s2);
@@ -374,6 +384,11 @@ sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *w, size_t Bz, const do
     if (Bz < 2 || Bz > w->bmax) return SF_ERROR(SF_EINVAL, "batch %zu outside [2, %zu]", Bz, w->bmax);
     if (!theta || (f->C > 0 && !x) || !grad) return SF_ERROR(SF_EINVAL, "NULL theta, x or grad");
     if (f->D > 1024) return SF_ERROR(SF_EINVAL, "D > 1024 not supported");
+    if (f->nsf) {
+        if (!w->nsf) return SF_ERROR(SF_EINVAL, "training workspace was made for another flow family");
+        return sf_nsf_loss_grad(f, w->nsf, Bz, theta, x, loss, grad, logq_rows, nthreads);
+    }
+    if (w->nsf) return SF_ERROR(SF_EINVAL, "training workspace was made for another flow family");
     sf_flow_blas_single();
     const int B = (int)Bz, D = f->D, C = f->C;
     for (int r = 0; r < B; r++) {

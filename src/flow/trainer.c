@@ -73,7 +73,7 @@ void sf_flow_trainer_free(sf_flow_trainer *t)
     free(t);
 }
 
-static size_t bn_len(const sf_flow *f) { return (size_t)f->K * SF_MAF_NBLOCKS * 2 * f->H; }
+static size_t bn_len(const sf_flow *f) { return f->n_bn; }
 
 sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow_train_config *cfg,
                                 sf_flow_trainer **out)
@@ -101,7 +101,7 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
     t->m = calloc(np, sizeof(float));
     t->v = calloc(np, sizeof(float));
     t->best = malloc(np * sizeof(float));
-    t->best_bn = malloc(bn_len(f) * sizeof(float));
+    t->best_bn = malloc((bn_len(f) + 1) * sizeof(float));
     t->bth = malloc(cfg->batch * D * sizeof(double));
     t->bx = malloc((cfg->batch * C + 1) * sizeof(double));
     t->vth = malloc(n_val * D * sizeof(double));
@@ -322,7 +322,7 @@ sf_status sf_flow_trainer_checkpoint(const sf_flow_trainer *t, const char *path)
     TRY(sf_h5_write_float(file, "trainer/adam_m", 1, &np, t->m, 0));
     TRY(sf_h5_write_float(file, "trainer/adam_v", 1, &np, t->v, 0));
     TRY(sf_h5_write_float(file, "trainer/best_params", 1, &np, t->best, 0));
-    TRY(sf_h5_write_float(file, "trainer/best_bn_running", 1, &nb, t->best_bn, 0));
+    if (nb) TRY(sf_h5_write_float(file, "trainer/best_bn_running", 1, &nb, t->best_bn, 0));
     TRY(sf_h5_attr_set_long(file, "trainer", "step", t->step));
     TRY(sf_h5_attr_set_long(file, "trainer", "epoch", t->epoch));
     TRY(sf_h5_attr_set_long(file, "trainer", "best_epoch", t->best_epoch));
@@ -348,6 +348,13 @@ sf_status sf_flow_trainer_resume(sf_flow_trainer *t, const char *path)
     long long n_rows = 0, seed = 0, step = 0, epoch = 0, best_epoch = 0, since = 0;
     size_t np = f->n_params, nb = bn_len(f);
     TRY(sf_flow_read_h5(file, path, &c));
+    sf_flow_nsf_config nc1, nc2;
+    sf_flow_get_nsf_config(c, &nc1);
+    sf_flow_get_nsf_config(f, &nc2);
+    if (c->cfg.family != f->cfg.family || nc1.bins != nc2.bins || nc1.tail_bound != nc2.tail_bound) {
+        st = SF_ERROR(SF_EFORMAT, "checkpoint '%s' is for another flow family or spline configuration", path);
+        goto done;
+    }
     if (c->D != f->D || c->C != f->C || c->K != f->K || c->H != f->H) {
         st = SF_ERROR(SF_EFORMAT, "checkpoint '%s' is for D=%d C=%d K=%d H=%d, not D=%d C=%d K=%d H=%d", path, c->D,
                       c->C, c->K, c->H, f->D, f->C, f->K, f->H);
@@ -369,7 +376,7 @@ sf_status sf_flow_trainer_resume(sf_flow_trainer *t, const char *path)
     TRY(sf_h5_read_float_into(file, "trainer/adam_m", np, t->m));
     TRY(sf_h5_read_float_into(file, "trainer/adam_v", np, t->v));
     TRY(sf_h5_read_float_into(file, "trainer/best_params", np, t->best));
-    TRY(sf_h5_read_float_into(file, "trainer/best_bn_running", nb, t->best_bn));
+    if (nb) TRY(sf_h5_read_float_into(file, "trainer/best_bn_running", nb, t->best_bn));
     memcpy(f->params, c->params, np * sizeof(float));
     memcpy(f->bn_run, c->bn_run, nb * sizeof(float));
     memcpy(f->perm, c->perm, (size_t)f->K * f->D * sizeof(int));

@@ -1,0 +1,138 @@
+/* NSF benchmarks (issue 4 part 2, "Performance"): training throughput of
+ * the conditional rational-quadratic spline flow at D = C = 11 for batch 50
+ * and 512, evaluation throughput of log q, and time to draw 10,000 samples
+ * for one galaxy and per galaxy in a batch (the reason for this family: one
+ * closed-form inverse per coupling layer).  Wall and per-CPU-second rates
+ * (the machine is shared).  Usage:
+ *   bench_nsf [--threads T] [--blocks K] [--hidden H] [--bins N] [--tail B] [--seconds S] [--galaxies G] [--nsamp N]
+ * Weights are the random initialisation: timings do not depend on them
+ * (no data-dependent branches), except the rejection rate, which is off
+ * here (no box). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gsl/gsl_rng.h>
+
+#include "sedflow/flow.h"
+#include "sedflow/rng.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void train_rate(sf_flow *f, sf_flow_data *d, size_t batch, int nt, double seconds)
+{
+    sf_flow_train_config tc;
+    sf_flow_train_config_default(&tc);
+    tc.batch = batch;
+    tc.nthreads = nt;
+    sf_flow_trainer *t = NULL;
+    if (sf_flow_trainer_alloc(f, d, &tc, &t)) {
+        printf("trainer: %s\n", sf_last_error());
+        return;
+    }
+    int more = 1;
+    for (int i = 0; i < 3 && more; i++) sf_flow_trainer_step(t, &more); /* warm-up */
+    size_t rows = 0;
+    double t0 = now_s(), c0 = cpu_s();
+    while (now_s() - t0 < seconds) {
+        if (!more) {
+            sf_flow_trainer_epoch_end(t, NULL, NULL);
+            more = 1;
+        }
+        sf_flow_trainer_step(t, &more);
+        rows += batch;
+    }
+    double dt = now_s() - t0, dc = cpu_s() - c0;
+    printf("train  batch %4zu  threads %d: %8.0f samples/s wall, %8.0f per CPU-second  (%zu rows in %.1f s)\n", batch, nt,
+           rows / dt, rows / dc, rows, dt);
+    sf_flow_trainer_free(t);
+}
+
+int main(int argc, char **argv)
+{
+    int nt = 2, K = 8, H = 128, G = 100, bins = 8;
+    double seconds = 10, tail = 3.0;
+    size_t nsamp = 10000;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--threads")) nt = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--blocks")) K = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--hidden")) H = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--galaxies")) G = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--nsamp")) nsamp = (size_t)atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--bins")) bins = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--tail")) tail = atof(argv[i + 1]);
+    }
+    const int D = 11, C = 11;
+    sf_flow_config cfg = {SF_FLOW_NSF, D, C, K, H, 1};
+    sf_flow_nsf_config nc = {bins, tail};
+    sf_flow *f = NULL;
+    if (sf_flow_alloc_nsf(&cfg, &nc, &f)) {
+        printf("alloc: %s\n", sf_last_error());
+        return 1;
+    }
+    printf("# bench_nsf: NSF K=%d H=%d bins=%d tail %g D=%d C=%d, %zu parameters, %d threads\n", K, H, bins, tail, D, C,
+           sf_flow_n_params(f), nt);
+    const size_t n = 20000;
+    sf_flow_data d;
+    memset(&d, 0, sizeof d);
+    d.n = n, d.D = D, d.C = C;
+    d.theta = malloc(sizeof(double) * n * D);
+    d.x = malloc(sizeof(double) * n * C);
+    double lo[11], hi[11];
+    for (int i = 0; i < D; i++) lo[i] = -1e9, hi[i] = 1e9;
+    d.lower = lo, d.upper = hi;
+    gsl_rng *r = sf_rng_alloc(5);
+    for (size_t i = 0; i < n * D; i++) d.theta[i] = gsl_rng_uniform(r);
+    for (size_t i = 0; i < n * C; i++) d.x[i] = 20 + gsl_rng_uniform(r);
+    gsl_rng_free(r);
+
+    train_rate(f, &d, 50, nt, seconds);
+    train_rate(f, &d, 512, nt, seconds);
+    sf_flow_prepare(f);
+
+    /* log q evaluation throughput */
+    double *lq = malloc(sizeof(double) * n);
+    double t0 = now_s(), c0 = cpu_s();
+    sf_flow_logq(f, n, d.theta, d.x, lq, nt);
+    double dt = now_s() - t0, dc = cpu_s() - c0;
+    printf("logq   eval  threads %d: %8.0f rows/s wall, %8.0f per CPU-second\n", nt, n / dt, n / dc);
+
+    /* sampling: one galaxy, then a batch */
+    double *s = malloc(sizeof(double) * nsamp * D * (G > 0 ? G : 1));
+    size_t acc[1];
+    double tb = 1e30, cb = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        t0 = now_s(), c0 = cpu_s();
+        sf_flow_sample(f, 1, d.x, nsamp, 7, NULL, NULL, 0, s, NULL, acc, NULL, nt);
+        dt = now_s() - t0, dc = cpu_s() - c0;
+        if (dt < tb) tb = dt;
+        if (dc < cb) cb = dc;
+    }
+    printf("sample %zu draws, 1 galaxy,  threads %d: %.3f s wall (best of 3), %.3f CPU-s\n", nsamp, nt, tb, cb);
+    if (G > 0) {
+        size_t *ga = malloc(sizeof(size_t) * G);
+        t0 = now_s(), c0 = cpu_s();
+        sf_flow_sample(f, (size_t)G, d.x, nsamp, 7, NULL, NULL, 0, s, NULL, ga, NULL, nt);
+        dt = now_s() - t0, dc = cpu_s() - c0;
+        printf("sample %zu draws, %d galaxies, threads %d: %.3f s per galaxy wall, %.3f CPU-s per galaxy (%.1f s total)\n",
+               nsamp, G, nt, dt / G, dc / G, dt);
+        free(ga);
+    }
+    free(s); free(lq); free(d.theta); free(d.x);
+    sf_flow_free(f);
+    return 0;
+}

@@ -1,0 +1,320 @@
+/*
+ * NSF evaluation: log q (one forward pass per coupling layer) and sampling
+ * (one closed-form inverse per layer, the galaxy's context term of the
+ * first conditioner layer computed once per galaxy).  Rows go in fixed
+ * chunks of CHUNK rows, one chunk per thread at a time (single-threaded
+ * sgemm), so results do not depend on the thread count.  Proposal rounds,
+ * prior-box rejection and the per-galaxy rng streams follow the MAF's
+ * sampler (maf_eval.c) exactly.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_rng.h>
+#include <omp.h>
+
+#include "flow/nsf.h"
+#include "sedflow/rng.h"
+
+#define CHUNK 256
+#define ROUND_MAX 16384
+
+void sf_nsf_mlp(const sf_flow *f, const sf_nsf_layer *v, int n, const float *a, int lda, int p, const float *b1,
+                float *h1, float *h2, float *out)
+{
+    const int H = f->H;
+    sf_maf_lin_rows(n, 0, H, p, a, lda, v->w1, v->din, b1, h1, H);
+    sf_flow_tanh(h1, NULL, (size_t)n * H);
+    sf_maf_lin_rows(n, 0, H, H, h1, H, v->w2, H, v->b2, h2, H);
+    sf_flow_tanh(h2, NULL, (size_t)n * H);
+    sf_maf_lin_rows(n, 0, v->m3, H, h2, H, v->w3, H, v->b3, out, v->m3);
+}
+
+void sf_nsf_gather(const sf_flow *f, const sf_nsf_layer *v, int n, const float *u, const float *xz, float *a)
+{
+    const int D = f->D, C = f->C;
+    for (int r = 0; r < n; r++) {
+        float *ar = a + (size_t)r * v->din;
+        for (int i = 0; i < v->n_id; i++) ar[i] = u[(size_t)r * D + v->id[i]];
+        if (C > 0) memcpy(ar + v->n_id, xz + (size_t)r * C, (size_t)C * sizeof(float));
+    }
+}
+
+typedef struct {
+    float *u;    /* CHUNK x D */
+    float *xz;   /* CHUNK x C */
+    float *a;    /* CHUNK x din_max */
+    float *h1, *h2; /* CHUNK x H */
+    float *out;  /* CHUNK x m3_max */
+    double *ldet; /* CHUNK */
+} chunk_ws;
+
+static void chunk_free(chunk_ws *c)
+{
+    free(c->u); free(c->xz); free(c->a); free(c->h1); free(c->h2); free(c->out); free(c->ldet);
+}
+
+static int chunk_alloc(const sf_flow *f, chunk_ws *c)
+{
+    const size_t D = (size_t)f->D, C = (size_t)f->C, H = (size_t)f->H;
+    memset(c, 0, sizeof *c);
+    c->u = malloc(CHUNK * D * sizeof(float));
+    c->xz = malloc((CHUNK * C + 1) * sizeof(float));
+    c->a = malloc((CHUNK * (size_t)f->nsf->din_max + 1) * sizeof(float));
+    c->h1 = malloc(CHUNK * H * sizeof(float));
+    c->h2 = malloc(CHUNK * H * sizeof(float));
+    c->out = malloc(CHUNK * (size_t)f->nsf->m3_max * sizeof(float));
+    c->ldet = malloc(CHUNK * sizeof(double));
+    if (!c->u || !c->xz || !c->a || !c->h1 || !c->h2 || !c->out || !c->ldet) {
+        chunk_free(c);
+        memset(c, 0, sizeof *c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Forward of n <= CHUNK rows: c->u (z-scored theta), c->xz set; on return
+ * c->u is the base variable and c->ldet the summed log-det. */
+static void eval_forward(const sf_flow *f, chunk_ws *c, int n)
+{
+    const int D = f->D, K = f->nsf->bins, np = f->nsf->np;
+    const double B = f->nsf->tail;
+    for (int r = 0; r < n; r++) c->ldet[r] = 0;
+    for (int l = 0; l < f->K; l++) {
+        sf_nsf_layer v;
+        sf_nsf_layer_of(f, f->params, l, &v);
+        sf_nsf_gather(f, &v, n, c->u, c->xz, c->a);
+        sf_nsf_mlp(f, &v, n, c->a, v.din, v.din, v.b1, c->h1, c->h2, c->out);
+        for (int r = 0; r < n; r++) {
+            const float *o = c->out + (size_t)r * v.m3;
+            float *u = c->u + (size_t)r * D;
+            double ld_r = 0;
+            for (int j = 0; j < v.n_tr; j++) {
+                double raw[3 * SF_NSF_MAX_BINS], ld;
+                for (int i = 0; i < np; i++) raw[i] = o[j * np + i];
+                u[v.tr[j]] = (float)sf_rqs_forward(K, B, raw, u[v.tr[j]], &ld);
+                ld_r += ld;
+            }
+            c->ldet[r] += ld_r;
+        }
+    }
+}
+
+sf_status sf_nsf_logq(const sf_flow *f, size_t n, const double *theta, const double *x, double *logq, int nthreads)
+{
+    sf_flow_blas_single();
+    const int D = f->D, C = f->C;
+    const int nt = sf_flow_nthreads(nthreads);
+    const size_t nchunks = (n + CHUNK - 1) / CHUNK;
+    int fail = 0;
+    const double c0 = -0.5 * D * SF_FLOW_LOG_2PI - f->log_std_sum;
+#pragma omp parallel num_threads(nt) reduction(| : fail)
+    {
+        chunk_ws c;
+        if (chunk_alloc(f, &c)) fail = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t ch = 0; ch < nchunks; ch++) {
+            if (fail) continue;
+            size_t r0 = ch * CHUNK;
+            int m = (int)(n - r0 < CHUNK ? n - r0 : CHUNK);
+            for (int r = 0; r < m; r++) {
+                for (int d = 0; d < D; d++)
+                    c.u[(size_t)r * D + d] = (float)((theta[(r0 + r) * D + d] - f->theta_mean[d]) / f->theta_std[d]);
+                for (int k = 0; k < C; k++)
+                    c.xz[(size_t)r * C + k] = (float)((x[(r0 + r) * C + k] - f->x_mean[k]) / f->x_std[k]);
+            }
+            eval_forward(f, &c, m);
+            for (int r = 0; r < m; r++) {
+                double q = c0 + c.ldet[r];
+                for (int d = 0; d < D; d++) q -= 0.5 * (double)c.u[(size_t)r * D + d] * c.u[(size_t)r * D + d];
+                logq[r0 + r] = q;
+            }
+        }
+        chunk_free(&c);
+    }
+    if (fail) return SF_ERROR(SF_ENOMEM, "out of memory for log q workspaces");
+    return SF_OK;
+}
+
+/* ---- sampling ---------------------------------------------------------- */
+
+/* Inverse of n <= CHUNK rows: c->u holds base draws on entry, the z-scored
+ * theta on return; c->ldet = summed forward log-det.  bias1: K x H, the
+ * first conditioner layer's bias plus the galaxy's context term. */
+static void eval_inverse(const sf_flow *f, chunk_ws *c, int n, const float *bias1)
+{
+    const int D = f->D, K = f->nsf->bins, np = f->nsf->np;
+    const double B = f->nsf->tail;
+    for (int r = 0; r < n; r++) c->ldet[r] = 0;
+    for (int l = f->K - 1; l >= 0; l--) {
+        sf_nsf_layer v;
+        sf_nsf_layer_of(f, f->params, l, &v);
+        for (int r = 0; r < n; r++)
+            for (int i = 0; i < v.n_id; i++) c->a[(size_t)r * v.n_id + i] = c->u[(size_t)r * D + v.id[i]];
+        sf_nsf_mlp(f, &v, n, c->a, v.n_id > 0 ? v.n_id : 1, v.n_id, bias1 + (size_t)l * f->H, c->h1, c->h2, c->out);
+        for (int r = 0; r < n; r++) {
+            const float *o = c->out + (size_t)r * v.m3;
+            float *u = c->u + (size_t)r * D;
+            double ld_r = 0;
+            for (int j = 0; j < v.n_tr; j++) {
+                double raw[3 * SF_NSF_MAX_BINS], ld;
+                for (int i = 0; i < np; i++) raw[i] = o[j * np + i];
+                u[v.tr[j]] = (float)sf_rqs_inverse(K, B, raw, u[v.tr[j]], &ld);
+                ld_r += ld;
+            }
+            c->ldet[r] += ld_r;
+        }
+    }
+}
+
+typedef struct {
+    size_t cap;
+    float *z;     /* cap x D base draws */
+    double *th;   /* cap x D theta */
+    double *lq;   /* cap */
+    float *bias1; /* K x H */
+} round_buf;
+
+/* bias1[l] = b1 + W1[:, n_id:] xz for the galaxy's context x (double sums). */
+static void galaxy_bias(const sf_flow *f, const double *x, float *bias1)
+{
+    const int C = f->C, H = f->H;
+    float xz[1024 + 1];
+    for (int i = 0; i < C; i++) xz[i] = (float)((x[i] - f->x_mean[i]) / f->x_std[i]);
+    for (int l = 0; l < f->K; l++) {
+        sf_nsf_layer v;
+        sf_nsf_layer_of(f, f->params, l, &v);
+        for (int o = 0; o < H; o++) {
+            const float *w = v.w1 + (size_t)o * v.din + v.n_id;
+            float a = v.b1[o];
+            for (int i = 0; i < C; i++) a += w[i] * xz[i];
+            bias1[(size_t)l * H + o] = a;
+        }
+    }
+}
+
+static void transform_round(const sf_flow *f, round_buf *rb, size_t m, chunk_ws *cws, int inner_nt)
+{
+    const int D = f->D;
+    const size_t nch = (m + CHUNK - 1) / CHUNK;
+    const double c0 = -0.5 * D * SF_FLOW_LOG_2PI - f->log_std_sum;
+#pragma omp parallel for num_threads(inner_nt) schedule(dynamic, 1) if (inner_nt > 1)
+    for (size_t ch = 0; ch < nch; ch++) {
+        chunk_ws *c = &cws[inner_nt > 1 ? omp_get_thread_num() : 0];
+        size_t r0 = ch * CHUNK;
+        int n = (int)(m - r0 < CHUNK ? m - r0 : CHUNK);
+        memcpy(c->u, rb->z + r0 * D, (size_t)n * D * sizeof(float));
+        double q0[CHUNK];
+        for (int r = 0; r < n; r++) {
+            double s = 0;
+            for (int d = 0; d < D; d++) s += (double)c->u[(size_t)r * D + d] * c->u[(size_t)r * D + d];
+            q0[r] = c0 - 0.5 * s;
+        }
+        eval_inverse(f, c, n, rb->bias1);
+        for (int r = 0; r < n; r++) {
+            for (int d = 0; d < D; d++)
+                rb->th[(r0 + r) * D + d] = f->theta_mean[d] + f->theta_std[d] * (double)c->u[(size_t)r * D + d];
+            rb->lq[r0 + r] = q0[r] + c->ldet[r];
+        }
+    }
+}
+
+static void sample_galaxy(const sf_flow *f, size_t g, const double *xg, size_t n, uint64_t seed, const double *lo,
+                          const double *hi, size_t budget, round_buf *rb, chunk_ws *cws, int inner_nt, gsl_rng *rng,
+                          double *samples, double *logq, size_t *n_acc, double *acc_frac)
+{
+    const int D = f->D;
+    sf_rng_set_stream(rng, seed, (uint64_t)g);
+    galaxy_bias(f, xg, rb->bias1);
+    size_t acc = 0, prop = 0;
+    double *out = samples + g * n * D;
+    while (acc < n && prop < budget) {
+        size_t need = n - acc;
+        double rate = prop > 0 ? (double)acc / prop : 1.0;
+        if (rate < 0.02) rate = 0.02;
+        double want = need / rate * 1.05 + 16;
+        size_t m = want > (double)rb->cap ? rb->cap : (size_t)want;
+        if (m > budget - prop) m = budget - prop;
+        sf_flow_gauss_fill(rng, rb->z, m * D);
+        transform_round(f, rb, m, cws, inner_nt);
+        prop += m;
+        for (size_t i = 0; i < m && acc < n; i++) {
+            const double *th = rb->th + i * D;
+            int ok = isfinite(rb->lq[i]);
+            for (int d = 0; d < D && ok; d++) ok = th[d] >= lo[d] && th[d] <= hi[d] && isfinite(th[d]);
+            if (!ok) continue;
+            memcpy(out + acc * D, th, (size_t)D * sizeof(double));
+            if (logq) logq[g * n + acc] = rb->lq[i];
+            acc++;
+        }
+    }
+    for (size_t i = acc; i < n; i++) {
+        for (int d = 0; d < D; d++) out[i * D + d] = NAN;
+        if (logq) logq[g * n + i] = NAN;
+    }
+    if (n_acc) n_acc[g] = acc;
+    if (acc_frac) acc_frac[g] = prop > 0 ? (double)acc / prop : 0.0;
+}
+
+sf_status sf_nsf_sample(const sf_flow *f, size_t G, const double *x, size_t n, uint64_t seed, const double *lo,
+                        const double *hi, size_t budget, double *samples, double *logq, size_t *n_acc,
+                        double *acc_frac, int nthreads)
+{
+    if (f->C > 1024) return SF_ERROR(SF_EINVAL, "C > 1024 not supported");
+    sf_flow_blas_single();
+    const int nt = sf_flow_nthreads(nthreads);
+    const int outer = nt > 1 && G >= (size_t)nt;
+    const int nbuf = outer ? nt : 1, nchunk = nt;
+    round_buf *rb = calloc((size_t)nbuf, sizeof *rb);
+    chunk_ws *cws = calloc((size_t)nchunk, sizeof *cws);
+    gsl_rng **rng = calloc((size_t)nbuf, sizeof *rng);
+    sf_status st = SF_OK;
+    if (!rb || !cws || !rng) {
+        st = SF_ERROR(SF_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t cap = budget < ROUND_MAX ? budget : ROUND_MAX;
+    for (int i = 0; i < nbuf; i++) {
+        rb[i].cap = cap;
+        rb[i].z = malloc(cap * f->D * sizeof(float));
+        rb[i].th = malloc(cap * f->D * sizeof(double));
+        rb[i].lq = malloc(cap * sizeof(double));
+        rb[i].bias1 = malloc((size_t)f->K * f->H * sizeof(float));
+        rng[i] = sf_rng_alloc(seed);
+        if (!rb[i].z || !rb[i].th || !rb[i].lq || !rb[i].bias1 || !rng[i]) {
+            st = SF_ERROR(SF_ENOMEM, "out of memory for sampling buffers");
+            goto done;
+        }
+    }
+    for (int i = 0; i < nchunk; i++)
+        if (chunk_alloc(f, &cws[i])) {
+            st = SF_ERROR(SF_ENOMEM, "out of memory for sampling workspaces");
+            goto done;
+        }
+    if (outer) {
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (size_t g = 0; g < G; g++) {
+            int t = omp_get_thread_num();
+            sample_galaxy(f, g, f->C ? x + g * f->C : NULL, n, seed, lo, hi, budget, &rb[t], &cws[t], 1, rng[t],
+                          samples, logq, n_acc, acc_frac);
+        }
+    } else {
+        for (size_t g = 0; g < G; g++)
+            sample_galaxy(f, g, f->C ? x + g * f->C : NULL, n, seed, lo, hi, budget, &rb[0], cws, nt, rng[0], samples,
+                          logq, n_acc, acc_frac);
+    }
+done:
+    if (rb)
+        for (int i = 0; i < nbuf; i++) {
+            free(rb[i].z); free(rb[i].th); free(rb[i].lq); free(rb[i].bias1);
+        }
+    if (rng)
+        for (int i = 0; i < nbuf; i++) gsl_rng_free(rng[i]);
+    if (cws)
+        for (int i = 0; i < nchunk; i++) chunk_free(&cws[i]);
+    free(rb);
+    free(cws);
+    free(rng);
+    return st;
+}
