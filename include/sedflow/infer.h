@@ -148,6 +148,10 @@ void sf_infer_free(sf_infer *p);
 const sf_infer_options *sf_infer_get_options(const sf_infer *p);
 const sf_infer_support *sf_infer_get_support(const sf_infer *p);
 const sf_flow *sf_infer_get_flow(const sf_infer *p);
+/* FNV-1a hash of the flow's trainable weights and z-score statistics:
+ * identifies the model in the output file (a resume with another model is
+ * refused). */
+uint64_t sf_infer_model_hash(const sf_infer *p);
 
 /* Derived properties of n samples of one galaxy at redshift z in (0, 0.6]:
  * theta n x 12 -> derived n x 3 (sfr_1gyr [Msun/yr], z_mw, tage_mw [Gyr]),
@@ -215,7 +219,8 @@ typedef struct {
 sf_status sf_infer_file_create(const char *path, const sf_infer *p, const sf_catalog *cat, const sf_infer_input *in,
                                const sf_infer_file_info *info, sf_infer_file **out);
 /* Reopen a partial file: checks that format, n_galaxies, n_samples, seed,
- * max_proposals, min_acceptance, skip_flagged and the ids match this run
+ * max_proposals, min_acceptance, skip_flagged, the model hash and the ids
+ * match this run
  * (SF_EINVAL naming the difference) and returns next_galaxy. */
 sf_status sf_infer_file_resume(const char *path, const sf_infer *p, const sf_catalog *cat,
                                size_t *next_galaxy, sf_infer_file **out);

@@ -78,6 +78,29 @@ void sf_infer_free(sf_infer *p)
     free(p);
 }
 
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *c = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t hash_flow(sf_flow *f)
+{
+    const sf_flow_config *c = sf_flow_get_config(f);
+    uint64_t h = 1469598103934665603ull;
+    h = fnv1a(h, sf_flow_params(f), sf_flow_n_params(f) * sizeof(float));
+    double z[4][64];
+    if (c->D <= 64 && c->C <= 64) {
+        sf_flow_get_zscore(f, z[0], z[1], z[2], z[3]);
+        h = fnv1a(h, z[0], (size_t)c->D * sizeof(double));
+        h = fnv1a(h, z[1], (size_t)c->D * sizeof(double));
+        h = fnv1a(h, z[2], (size_t)c->C * sizeof(double));
+        h = fnv1a(h, z[3], (size_t)c->C * sizeof(double));
+    }
+    return h;
+}
+
 sf_status sf_infer_alloc(const char *model_path, const char *data_path, const char *noise_path,
                          const sf_infer_options *opt, sf_infer **out)
 {
@@ -116,6 +139,10 @@ sf_status sf_infer_alloc(const char *model_path, const char *data_path, const ch
                 st = SF_ERROR(SF_EFORMAT, "%s: prior box of %s [%g, %g] is not inside the model prior [%g, %g]",
                               model_path, sf_u_names[d], p->lower[d], p->upper[d], sf_prior_lower[d], sf_prior_upper[d]);
     }
+    if (!st) {
+        p->model_hash = hash_flow(p->flow);
+        sf_flow_prepare(p->flow); /* sf_flow_params() marked it unprepared */
+    }
     if (!st) st = sf_infer_support_read(model_path, &p->support);
     if (!st) st = sf_noise_load(noise_path, &p->noise);
     if (!st) {
@@ -148,6 +175,9 @@ sf_status sf_infer_alloc(const char *model_path, const char *data_path, const ch
 const sf_infer_options *sf_infer_get_options(const sf_infer *p) { return &p->opt; }
 const sf_infer_support *sf_infer_get_support(const sf_infer *p) { return &p->support; }
 const sf_flow *sf_infer_get_flow(const sf_infer *p) { return p->flow; }
+uint64_t sf_infer_model_hash(const sf_infer *p) { return p->model_hash; }
+
+
 
 /* ---- context and checks ------------------------------------------------ */
 

@@ -19,6 +19,7 @@ struct sf_infer {
     int have_cosmo;
     sf_noise *noise;
     sf_infer_support support;
+    uint64_t model_hash;        /* sf_infer_model_hash */
 };
 
 /* Append "; text" to a galaxy's reason (replacing "ok"), bounded by

@@ -23,11 +23,12 @@ static void swap_d(double *a, double *b)
     *b = t;
 }
 
-/* Reorder v[0..n-1] so that v[k] is the k-th smallest, smaller ones before
- * it and larger ones after (Hoare quickselect, median-of-three pivot). */
-static void select_kth(double *v, size_t n, size_t k)
+/* Reorder v[lo0..hi0] so that v[k] holds the value of rank k (0-based in the
+ * whole array), smaller ones before it and larger ones after (Hoare
+ * quickselect, median-of-three pivot); lo0 <= k <= hi0. */
+static void select_kth(double *v, size_t lo0, size_t hi0, size_t k)
 {
-    ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, kk = (ptrdiff_t)k;
+    ptrdiff_t lo = (ptrdiff_t)lo0, hi = (ptrdiff_t)hi0, kk = (ptrdiff_t)k;
     while (hi > lo) {
         ptrdiff_t mid = lo + (hi - lo) / 2;
         if (v[mid] < v[lo]) swap_d(&v[mid], &v[lo]);
@@ -56,16 +57,19 @@ void sf_infer_quantiles(double *v, size_t n, const double *q, size_t nq, double 
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (isfinite(v[i])) v[m++] = v[i];
+    /* for ascending q each selection searches only from the previous rank up
+     * (every value there is >= the previous quantile) */
+    for (size_t j = 0; j < nq; j++) out[j] = NAN;
+    size_t lo = 0;
+    double prevq = -1;
     for (size_t j = 0; j < nq; j++) {
-        if (m == 0 || !(q[j] >= 0 && q[j] <= 1)) {
-            out[j] = NAN;
-            continue;
-        }
+        if (m == 0 || !(q[j] >= 0 && q[j] <= 1)) continue;
         double pos = q[j] * (double)(m - 1);
         size_t k = (size_t)floor(pos);
         if (k > m - 1) k = m - 1;
         double frac = pos - (double)k;
-        select_kth(v, m, k);
+        if (!(q[j] >= prevq) || k < lo) lo = 0; /* not ascending: search everything */
+        select_kth(v, lo, m - 1, k);
         double a = v[k];
         if (frac > 0 && k + 1 < m) {
             double b = v[k + 1]; /* the smallest of the upper part */
@@ -75,6 +79,8 @@ void sf_infer_quantiles(double *v, size_t n, const double *q, size_t nq, double 
         } else {
             out[j] = a;
         }
+        lo = k;
+        prevq = q[j];
     }
 }
 

@@ -169,6 +169,11 @@ sf_status sf_infer_file_create(const char *path, const sf_infer *p, const sf_cat
     TRY(sf_h5_attr_set_long(h, ".", "skip_flagged", o->skip_flagged));
     TRY(sf_h5_attr_set_double(h, ".", "sigma_nsd", o->sigma_nsd));
     TRY(sf_h5_attr_set_string(h, ".", "model", info && info->model_path ? info->model_path : ""));
+    {
+        char hx[32];
+        snprintf(hx, sizeof hx, "%016llx", (unsigned long long)sf_infer_model_hash(p));
+        TRY(sf_h5_attr_set_string(h, ".", "model_hash", hx));
+    }
     TRY(sf_h5_attr_set_string(h, ".", "catalog", info && info->catalog_paths ? info->catalog_paths : ""));
     TRY(sf_h5_attr_set_string(h, ".", "catalog_format", info && info->catalog_format ? info->catalog_format : ""));
     TRY(sf_h5_attr_set_string(h, ".", "noise_model", info && info->noise_path ? info->noise_path : ""));
@@ -293,6 +298,9 @@ sf_status sf_infer_file_resume(const char *path, const sf_infer *p, const sf_cat
     TRY(sf_h5_attr_get_long(h, ".", "next_galaxy", &next));
     TRY(sf_h5_attr_get_double(h, ".", "min_acceptance", &mina));
     TRY(sf_h5_attr_get_double(h, ".", "sigma_nsd", &nsd));
+    char hx[32] = "", hy[32];
+    TRY(sf_h5_attr_get_string(h, ".", "model_hash", hx, sizeof hx));
+    snprintf(hy, sizeof hy, "%016llx", (unsigned long long)sf_infer_model_hash(p));
     if (ng != (long long)cat->n) st = SF_ERROR(SF_EINVAL, "--resume: %s has %lld galaxies, this catalog %zu", path, ng, cat->n);
     else if (ns != (long long)o->n_samples) st = SF_ERROR(SF_EINVAL, "--resume: %s has %lld samples per galaxy, this run %zu", path, ns, o->n_samples);
     else if ((uint64_t)seed != o->seed) st = SF_ERROR(SF_EINVAL, "--resume: %s was run with seed %lld, this run %llu", path, seed, (unsigned long long)o->seed);
@@ -300,6 +308,7 @@ sf_status sf_infer_file_resume(const char *path, const sf_infer *p, const sf_cat
     else if (mina != o->min_acceptance) st = SF_ERROR(SF_EINVAL, "--resume: %s has min_acceptance %g, this run %g", path, mina, o->min_acceptance);
     else if ((skip != 0) != (o->skip_flagged != 0)) st = SF_ERROR(SF_EINVAL, "--resume: --skip-flagged differs from the interrupted run");
     else if (nsd != o->sigma_nsd) st = SF_ERROR(SF_EINVAL, "--resume: sigma_nsd differs (%g vs %g)", nsd, o->sigma_nsd);
+    else if (strcmp(hx, hy)) st = SF_ERROR(SF_EINVAL, "--resume: %s was made with another model (hash %s, this model %s)", path, hx, hy);
     else if (next < 0 || next > ng) st = SF_ERROR(SF_EFORMAT, "%s: next_galaxy %lld out of range", path, next);
     if (st) goto done;
     ids = malloc((size_t)ng * sizeof(long long));
@@ -377,8 +386,7 @@ sf_status sf_infer_file_close(sf_infer_file *f, int complete, double seconds)
     if (!f) return SF_OK;
     sf_status st = SF_OK;
     double prev = 0;
-    sf_h5_attr_get_double(f->file, ".", "seconds", &prev);
-    sf_error_clear();
+    if (H5Aexists(f->file, "seconds") > 0) sf_h5_attr_get_double(f->file, ".", "seconds", &prev);
     st = sf_h5_attr_set_double(f->file, ".", "seconds", prev + seconds);
     if (!st && complete) st = sf_h5_attr_set_long(f->file, ".", "complete", f->next == f->n);
     hid_t h = f->file;
