@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/fastmath.h"
 #include "flow/nsf_spline.h"
 #include "sedflow/rng.h"
 #include "testutil.h"
@@ -24,7 +25,7 @@ static double objective(int K, double B, const double *raw, double x, double gy,
 static double knot_dist(int K, double B, const double *raw, double x)
 {
     double p[SF_NSF_MAX_BINS], c[SF_NSF_MAX_BINS + 1], dmin = 1e300;
-    sf_rqs_knots(K, B, raw, p, c);
+    sf_rqs_knots(K, B, raw, NULL, p, c);
     for (int j = 0; j <= K; j++) dmin = fmin(dmin, fabs(x - c[j]));
     return dmin;
 }
@@ -62,7 +63,7 @@ static void check_spline(int K, double B, double scale, uint64_t seed)
     CHECK(mono, "%s: strictly increasing", tag);
     /* continuity at the interior knots and at +-B */
     double p[SF_NSF_MAX_BINS], c[SF_NSF_MAX_BINS + 1], jump = 0, ld1, ld2;
-    sf_rqs_knots(K, B, raw, p, c);
+    sf_rqs_knots(K, B, raw, NULL, p, c);
     for (int j = 0; j <= K; j++) {
         double e = 1e-9 * (1 + B);
         double y1 = sf_rqs_forward(K, B, raw, c[j] - e, &ld1), y2 = sf_rqs_forward(K, B, raw, c[j] + e, &ld2);
@@ -98,6 +99,26 @@ static void check_spline(int K, double B, double scale, uint64_t seed)
             worst_g = fmax(worst_g, fabs(graw[i] - fd) / (1e-6 * fabs(fd) + 1e-7));
         }
         tested++;
+    }
+    /* the flow's path: exponentials from the float sf_expf (relative error
+     * < 2e-7) give the same spline within float-level error */
+    {
+        double ex[3 * SF_NSF_MAX_BINS], e1 = 0, e2 = 0, e3 = 0;
+        for (int i = 0; i < n; i++) ex[i] = sf_expf((float)raw[i]);
+        for (int i = 0; i < 200; i++) {
+            double x = -B + 2 * B * (i + 0.5) / 200, l1, l2, g1[3 * SF_NSF_MAX_BINS], g2[3 * SF_NSF_MAX_BINS], gx1, gx2;
+            double y1 = sf_rqs_forward(K, B, raw, x, &l1), y2 = sf_rqs_forward_ex(K, B, raw, ex, x, &l2);
+            e1 = fmax(e1, fabs(y1 - y2) + fabs(l1 - l2));
+            e2 = fmax(e2, fabs(sf_rqs_inverse(K, B, raw, x, &l1) - sf_rqs_inverse_ex(K, B, raw, ex, x, &l2)) + fabs(l1 - l2));
+            sf_rqs_forward_grad(K, B, raw, x, 0.7, -0.3, &l1, g1, &gx1);
+            sf_rqs_forward_grad_ex(K, B, raw, ex, x, 0.7, -0.3, &l2, g2, &gx2);
+            double gm = fabs(gx1);
+            for (int k = 0; k < n; k++) gm = fmax(gm, fabs(g1[k]));
+            e3 = fmax(e3, fabs(gx1 - gx2) / (1 + gm));
+            for (int k = 0; k < n; k++) e3 = fmax(e3, fabs(g1[k] - g2[k]) / (1 + gm));
+        }
+        CHECK(e1 < 1e-4 && e2 < 1e-4 && e3 < 1e-4, "%s: float-exponential path = double path within 1e-4 (fwd %.2g, inv %.2g, grad %.2g)", tag,
+              e1, e2, e3);
     }
     CHECK(tested >= 20 && worst_x <= 1, "%s: d/dx vs finite differences (worst %.3g of tol, %d points)", tag, worst_x, tested);
     CHECK(tested >= 20 && worst_g <= 1, "%s: d/d(raw widths, heights, derivatives) vs finite differences (worst %.3g of tol)",

@@ -65,6 +65,14 @@ static inline int sf_nsf_n_id(int D, int l)
  * h1, h2: n x H, out: n x m3. */
 void sf_nsf_mlp(const sf_flow *f, const sf_nsf_layer *v, int n, const float *a, int lda, int p, const float *b1,
                 float *h1, float *h2, float *out);
+/* E[i] = exp(out[i]) for n floats by the vectorised sf_expf (core/fastmath.h;
+ * relative error < 2e-7): the spline's softmax and softplus inputs. */
+void sf_nsf_exp(const float *out, float *E, size_t n);
+/* Apply layer v's splines to rows of u (n x D) in place, forward (inverse =
+ * 0) or inverse (inverse = 1), adding each row's forward log-det to ldet.
+ * out, E: n x m3 conditioner outputs and their exponentials. */
+void sf_nsf_apply(const sf_flow *f, const sf_nsf_layer *v, int n, float *u, const float *out, const float *E,
+                  double *ldet, int inverse);
 /* a[r] = [u[r][id_l], xz[r]] for n rows (a: n x din). */
 void sf_nsf_gather(const sf_flow *f, const sf_nsf_layer *v, int n, const float *u, const float *xz, float *a);
 

@@ -14,6 +14,7 @@
 #include <gsl/gsl_rng.h>
 #include <omp.h>
 
+#include "core/fastmath.h"
 #include "flow/nsf.h"
 #include "sedflow/rng.h"
 
@@ -31,6 +32,31 @@ void sf_nsf_mlp(const sf_flow *f, const sf_nsf_layer *v, int n, const float *a, 
     sf_maf_lin_rows(n, 0, v->m3, H, h2, H, v->w3, H, v->b3, out, v->m3);
 }
 
+void sf_nsf_exp(const float *out, float *E, size_t n)
+{
+    for (size_t i = 0; i < n; i++) E[i] = sf_expf(out[i]);
+}
+
+void sf_nsf_apply(const sf_flow *f, const sf_nsf_layer *v, int n, float *u, const float *out, const float *E,
+                  double *ldet, int inverse)
+{
+    const int D = f->D, K = f->nsf->bins, np = f->nsf->np;
+    const double B = f->nsf->tail;
+    for (int r = 0; r < n; r++) {
+        const float *o = out + (size_t)r * v->m3, *e = E + (size_t)r * v->m3;
+        float *ur = u + (size_t)r * D;
+        double ld_r = 0;
+        for (int j = 0; j < v->n_tr; j++) {
+            double raw[3 * SF_NSF_MAX_BINS], ex[3 * SF_NSF_MAX_BINS], ld;
+            for (int i = 0; i < np; i++) raw[i] = o[j * np + i], ex[i] = e[j * np + i];
+            const int d = v->tr[j];
+            ur[d] = (float)(inverse ? sf_rqs_inverse_ex(K, B, raw, ex, ur[d], &ld) : sf_rqs_forward_ex(K, B, raw, ex, ur[d], &ld));
+            ld_r += ld;
+        }
+        ldet[r] += ld_r;
+    }
+}
+
 void sf_nsf_gather(const sf_flow *f, const sf_nsf_layer *v, int n, const float *u, const float *xz, float *a)
 {
     const int D = f->D, C = f->C;
@@ -46,13 +72,13 @@ typedef struct {
     float *xz;   /* CHUNK x C */
     float *a;    /* CHUNK x din_max */
     float *h1, *h2; /* CHUNK x H */
-    float *out;  /* CHUNK x m3_max */
-    double *ldet; /* CHUNK */
+    float *out, *E; /* CHUNK x m3_max: conditioner outputs, their exponentials */
+    double *ldet;   /* CHUNK */
 } chunk_ws;
 
 static void chunk_free(chunk_ws *c)
 {
-    free(c->u); free(c->xz); free(c->a); free(c->h1); free(c->h2); free(c->out); free(c->ldet);
+    free(c->u); free(c->xz); free(c->a); free(c->h1); free(c->h2); free(c->out); free(c->E); free(c->ldet);
 }
 
 static int chunk_alloc(const sf_flow *f, chunk_ws *c)
@@ -65,8 +91,9 @@ static int chunk_alloc(const sf_flow *f, chunk_ws *c)
     c->h1 = malloc(CHUNK * H * sizeof(float));
     c->h2 = malloc(CHUNK * H * sizeof(float));
     c->out = malloc(CHUNK * (size_t)f->nsf->m3_max * sizeof(float));
+    c->E = malloc(CHUNK * (size_t)f->nsf->m3_max * sizeof(float));
     c->ldet = malloc(CHUNK * sizeof(double));
-    if (!c->u || !c->xz || !c->a || !c->h1 || !c->h2 || !c->out || !c->ldet) {
+    if (!c->u || !c->xz || !c->a || !c->h1 || !c->h2 || !c->out || !c->E || !c->ldet) {
         chunk_free(c);
         memset(c, 0, sizeof *c);
         return -1;
@@ -78,26 +105,14 @@ static int chunk_alloc(const sf_flow *f, chunk_ws *c)
  * c->u is the base variable and c->ldet the summed log-det. */
 static void eval_forward(const sf_flow *f, chunk_ws *c, int n)
 {
-    const int D = f->D, K = f->nsf->bins, np = f->nsf->np;
-    const double B = f->nsf->tail;
     for (int r = 0; r < n; r++) c->ldet[r] = 0;
     for (int l = 0; l < f->K; l++) {
         sf_nsf_layer v;
         sf_nsf_layer_of(f, f->params, l, &v);
         sf_nsf_gather(f, &v, n, c->u, c->xz, c->a);
         sf_nsf_mlp(f, &v, n, c->a, v.din, v.din, v.b1, c->h1, c->h2, c->out);
-        for (int r = 0; r < n; r++) {
-            const float *o = c->out + (size_t)r * v.m3;
-            float *u = c->u + (size_t)r * D;
-            double ld_r = 0;
-            for (int j = 0; j < v.n_tr; j++) {
-                double raw[3 * SF_NSF_MAX_BINS], ld;
-                for (int i = 0; i < np; i++) raw[i] = o[j * np + i];
-                u[v.tr[j]] = (float)sf_rqs_forward(K, B, raw, u[v.tr[j]], &ld);
-                ld_r += ld;
-            }
-            c->ldet[r] += ld_r;
-        }
+        sf_nsf_exp(c->out, c->E, (size_t)n * v.m3);
+        sf_nsf_apply(f, &v, n, c->u, c->out, c->E, c->ldet, 0);
     }
 }
 
@@ -144,8 +159,7 @@ sf_status sf_nsf_logq(const sf_flow *f, size_t n, const double *theta, const dou
  * first conditioner layer's bias plus the galaxy's context term. */
 static void eval_inverse(const sf_flow *f, chunk_ws *c, int n, const float *bias1)
 {
-    const int D = f->D, K = f->nsf->bins, np = f->nsf->np;
-    const double B = f->nsf->tail;
+    const int D = f->D;
     for (int r = 0; r < n; r++) c->ldet[r] = 0;
     for (int l = f->K - 1; l >= 0; l--) {
         sf_nsf_layer v;
@@ -153,18 +167,8 @@ static void eval_inverse(const sf_flow *f, chunk_ws *c, int n, const float *bias
         for (int r = 0; r < n; r++)
             for (int i = 0; i < v.n_id; i++) c->a[(size_t)r * v.n_id + i] = c->u[(size_t)r * D + v.id[i]];
         sf_nsf_mlp(f, &v, n, c->a, v.n_id > 0 ? v.n_id : 1, v.n_id, bias1 + (size_t)l * f->H, c->h1, c->h2, c->out);
-        for (int r = 0; r < n; r++) {
-            const float *o = c->out + (size_t)r * v.m3;
-            float *u = c->u + (size_t)r * D;
-            double ld_r = 0;
-            for (int j = 0; j < v.n_tr; j++) {
-                double raw[3 * SF_NSF_MAX_BINS], ld;
-                for (int i = 0; i < np; i++) raw[i] = o[j * np + i];
-                u[v.tr[j]] = (float)sf_rqs_inverse(K, B, raw, u[v.tr[j]], &ld);
-                ld_r += ld;
-            }
-            c->ldet[r] += ld_r;
-        }
+        sf_nsf_exp(c->out, c->E, (size_t)n * v.m3);
+        sf_nsf_apply(f, &v, n, c->u, c->out, c->E, c->ldet, 1);
     }
 }
 

@@ -28,18 +28,23 @@
 #define SF_NSF_MIN_DERIV 1e-3 /* minimal knot derivative */
 #define SF_NSF_MAX_BINS 64
 
-/* c0 = log(exp(1 - md) - 1): softplus(c0) + md = 1. */
-static inline double sf_rqs_c0(void) { return log(expm1(1.0 - SF_NSF_MIN_DERIV)); }
+/* c0 = log(exp(1 - md) - 1), so softplus(c0) + md = 1; ec0 = exp(c0). */
+#define SF_RQS_EC0 1.7155649053185666
+#define SF_RQS_C0 0.539742417236952
 
 static inline double sf_rqs_softplus(double v) { return v > 30 ? v : (v < -30 ? exp(v) : log1p(exp(v))); }
-static inline double sf_rqs_sigmoid(double v) { return 1 / (1 + exp(-v)); }
 
-/* Softmax of raw[0..K) into p, then knots c[0..K] on [-B, B]. */
-static inline void sf_rqs_knots(int K, double B, const double *raw, double *p, double *c)
+/* Softmax of raw[0..K) into p, then knots c[0..K] on [-B, B].  ex (may be
+ * NULL): exp(raw[i]) computed by the caller (the flow: one vectorised float
+ * pass over a layer's outputs), used when all |raw| < 80. */
+static inline void sf_rqs_knots(int K, double B, const double *raw, const double *ex, double *p, double *c)
 {
-    double m = raw[0], sum = 0;
-    for (int i = 1; i < K; i++) m = raw[i] > m ? raw[i] : m;
-    for (int i = 0; i < K; i++) sum += (p[i] = exp(raw[i] - m));
+    double m = raw[0], mn = raw[0], sum = 0;
+    for (int i = 1; i < K; i++) m = raw[i] > m ? raw[i] : m, mn = raw[i] < mn ? raw[i] : mn;
+    if (ex && m < 80 && mn > -80)
+        for (int i = 0; i < K; i++) sum += (p[i] = ex[i]);
+    else
+        for (int i = 0; i < K; i++) sum += (p[i] = exp(raw[i] - m));
     const double inv = 1 / sum, a = 1 - SF_NSF_MIN_BIN * K;
     double acc = 0;
     c[0] = -B;
@@ -59,25 +64,47 @@ static inline int sf_rqs_bin(int K, const double *c, double v)
     return k;
 }
 
-/* Knot derivatives d_k, d_{k+1} of bin k. */
-static inline void sf_rqs_derivs(int K, const double *raw, int k, double c0, double *dk, double *dk1)
+/* z = exp(raw[i] + c0) (from ex[i] = exp(raw[i]) when given and safe, else
+ * NAN: the caller then uses the raw value). */
+static inline double sf_rqs_ez(const double *raw, const double *ex, int i)
 {
-    *dk = k == 0 ? 1.0 : SF_NSF_MIN_DERIV + sf_rqs_softplus(raw[2 * K + k - 1] + c0);
-    *dk1 = k == K - 1 ? 1.0 : SF_NSF_MIN_DERIV + sf_rqs_softplus(raw[2 * K + k] + c0);
+    const double v = raw[i] + SF_RQS_C0;
+    return (ex && v < 15 && v > -80) ? ex[i] * SF_RQS_EC0 : (v < 30 ? exp(v) : NAN);
+}
+
+/* Interior knot derivative j (1..K-1): md + softplus(raw[2K + j - 1] + c0). */
+static inline double sf_rqs_deriv(int K, const double *raw, const double *ex, int j)
+{
+    const double z = sf_rqs_ez(raw, ex, 2 * K + j - 1);
+    return SF_NSF_MIN_DERIV + (isnan(z) ? raw[2 * K + j - 1] + SF_RQS_C0 : log1p(z));
+}
+
+/* d softplus / d raw of interior knot j: sigmoid(raw + c0). */
+static inline double sf_rqs_deriv_slope(int K, const double *raw, const double *ex, int j)
+{
+    const double z = sf_rqs_ez(raw, ex, 2 * K + j - 1);
+    return isnan(z) ? 1.0 : z / (1 + z);
+}
+
+/* Knot derivatives d_k, d_{k+1} of bin k (d_0 = d_K = 1). */
+static inline void sf_rqs_derivs(int K, const double *raw, const double *ex, int k, double *dk, double *dk1)
+{
+    *dk = k == 0 ? 1.0 : sf_rqs_deriv(K, raw, ex, k);
+    *dk1 = k == K - 1 ? 1.0 : sf_rqs_deriv(K, raw, ex, k + 1);
 }
 
 /* Forward: y = spline(x), *ld = log dy/dx. */
-static inline double sf_rqs_forward(int K, double B, const double *raw, double x, double *ld)
+static inline double sf_rqs_forward_ex(int K, double B, const double *raw, const double *ex, double x, double *ld)
 {
     if (!(x >= -B && x <= B)) {
         *ld = 0;
         return x;
     }
     double p[SF_NSF_MAX_BINS], cw[SF_NSF_MAX_BINS + 1], ch[SF_NSF_MAX_BINS + 1], dk, dk1;
-    sf_rqs_knots(K, B, raw, p, cw);
-    sf_rqs_knots(K, B, raw + K, p, ch);
+    sf_rqs_knots(K, B, raw, ex, p, cw);
+    sf_rqs_knots(K, B, raw + K, ex ? ex + K : NULL, p, ch);
     const int k = sf_rqs_bin(K, cw, x);
-    sf_rqs_derivs(K, raw, k, sf_rqs_c0(), &dk, &dk1);
+    sf_rqs_derivs(K, raw, ex, k, &dk, &dk1);
     const double w = cw[k + 1] - cw[k], h = ch[k + 1] - ch[k], s = h / w;
     double t = (x - cw[k]) / w;
     t = t < 0 ? 0 : (t > 1 ? 1 : t);
@@ -88,17 +115,17 @@ static inline double sf_rqs_forward(int K, double B, const double *raw, double x
 }
 
 /* Inverse: x = spline^{-1}(y), *ld = log dy/dx at x (the forward log-det). */
-static inline double sf_rqs_inverse(int K, double B, const double *raw, double y, double *ld)
+static inline double sf_rqs_inverse_ex(int K, double B, const double *raw, const double *ex, double y, double *ld)
 {
     if (!(y >= -B && y <= B)) {
         *ld = 0;
         return y;
     }
     double p[SF_NSF_MAX_BINS], cw[SF_NSF_MAX_BINS + 1], ch[SF_NSF_MAX_BINS + 1], dk, dk1;
-    sf_rqs_knots(K, B, raw, p, cw);
-    sf_rqs_knots(K, B, raw + K, p, ch);
+    sf_rqs_knots(K, B, raw, ex, p, cw);
+    sf_rqs_knots(K, B, raw + K, ex ? ex + K : NULL, p, ch);
     const int k = sf_rqs_bin(K, ch, y);
-    sf_rqs_derivs(K, raw, k, sf_rqs_c0(), &dk, &dk1);
+    sf_rqs_derivs(K, raw, ex, k, &dk, &dk1);
     const double w = cw[k + 1] - cw[k], h = ch[k + 1] - ch[k], s = h / w;
     const double dy = y - ch[k], e = dk + dk1 - 2 * s;
     const double a = h * (s - dk) + dy * e, b = h * dk - dy * e, c = -s * dy;
@@ -115,8 +142,8 @@ static inline double sf_rqs_inverse(int K, double B, const double *raw, double y
 /* Forward with gradients.  Given gy = dL/dy and gl = dL/d(log dy/dx),
  * writes graw[0..3K-1) = dL/draw and *gx = dL/dx (through y and log dy/dx);
  * returns y and sets *ld.  Outside [-B, B]: graw = 0, *gx = gy. */
-static inline double sf_rqs_forward_grad(int K, double B, const double *raw, double x, double gy, double gl,
-                                         double *ld, double *graw, double *gx)
+static inline double sf_rqs_forward_grad_ex(int K, double B, const double *raw, const double *ex, double x, double gy,
+                                            double gl, double *ld, double *graw, double *gx)
 {
     for (int i = 0; i < 3 * K - 1; i++) graw[i] = 0;
     if (!(x >= -B && x <= B)) {
@@ -125,11 +152,10 @@ static inline double sf_rqs_forward_grad(int K, double B, const double *raw, dou
         return x;
     }
     double pw[SF_NSF_MAX_BINS], ph[SF_NSF_MAX_BINS], cw[SF_NSF_MAX_BINS + 1], ch[SF_NSF_MAX_BINS + 1], dk, dk1;
-    const double c0 = sf_rqs_c0();
-    sf_rqs_knots(K, B, raw, pw, cw);
-    sf_rqs_knots(K, B, raw + K, ph, ch);
+    sf_rqs_knots(K, B, raw, ex, pw, cw);
+    sf_rqs_knots(K, B, raw + K, ex ? ex + K : NULL, ph, ch);
     const int k = sf_rqs_bin(K, cw, x);
-    sf_rqs_derivs(K, raw, k, c0, &dk, &dk1);
+    sf_rqs_derivs(K, raw, ex, k, &dk, &dk1);
     const double w = cw[k + 1] - cw[k], h = ch[k + 1] - ch[k], s = h / w;
     double t = (x - cw[k]) / w;
     t = t < 0 ? 0 : (t > 1 ? 1 : t);
@@ -170,9 +196,24 @@ static inline double sf_rqs_forward_grad(int K, double B, const double *raw, dou
         }
         for (int i = 0; i < K; i++) gr[i] = pp[i] * (gi[i] - dot);
     }
-    if (k > 0) graw[2 * K + k - 1] = Gdk * sf_rqs_sigmoid(raw[2 * K + k - 1] + c0);
-    if (k < K - 1) graw[2 * K + k] = Gdk1 * sf_rqs_sigmoid(raw[2 * K + k] + c0);
+    if (k > 0) graw[2 * K + k - 1] = Gdk * sf_rqs_deriv_slope(K, raw, ex, k);
+    if (k < K - 1) graw[2 * K + k] = Gdk1 * sf_rqs_deriv_slope(K, raw, ex, k + 1);
     return ch[k] + R;
+}
+
+/* The same without precomputed exponentials (all in double from raw). */
+static inline double sf_rqs_forward(int K, double B, const double *raw, double x, double *ld)
+{
+    return sf_rqs_forward_ex(K, B, raw, NULL, x, ld);
+}
+static inline double sf_rqs_inverse(int K, double B, const double *raw, double y, double *ld)
+{
+    return sf_rqs_inverse_ex(K, B, raw, NULL, y, ld);
+}
+static inline double sf_rqs_forward_grad(int K, double B, const double *raw, double x, double gy, double gl, double *ld,
+                                         double *graw, double *gx)
+{
+    return sf_rqs_forward_grad_ex(K, B, raw, NULL, x, gy, gl, ld, graw, gx);
 }
 
 #endif

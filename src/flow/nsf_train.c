@@ -31,6 +31,7 @@ struct sf_nsf_ws {
     float *h1, *h2;   /* K x bmax x H */
     float *out;       /* K x bmax x m3_max (leading dimension m3_l) */
     float *dout;      /* bmax x m3_max */
+    float *E;         /* bmax x m3_max: exp of a layer's outputs */
     float *dh1, *dh2; /* bmax x H */
     float *da;        /* bmax x din_max */
     float *g0, *g1;   /* bmax x D: d loss / d u */
@@ -48,7 +49,7 @@ static int pieces(size_t B)
 void sf_nsf_train_ws_free(struct sf_nsf_ws *w)
 {
     if (!w) return;
-    free(w->xz); free(w->u); free(w->a); free(w->h1); free(w->h2); free(w->out); free(w->dout);
+    free(w->xz); free(w->u); free(w->a); free(w->h1); free(w->h2); free(w->out); free(w->dout); free(w->E);
     free(w->dh1); free(w->dh2); free(w->da); free(w->g0); free(w->g1); free(w->ldet); free(w->acc); free(w->gbuf);
     free(w);
 }
@@ -69,6 +70,7 @@ sf_status sf_nsf_train_ws_alloc(const sf_flow *f, size_t bmax, struct sf_nsf_ws 
     w->h2 = malloc(K * B * H * sizeof(float));
     w->out = malloc(K * B * mm * sizeof(float));
     w->dout = malloc(B * mm * sizeof(float));
+    w->E = malloc(B * mm * sizeof(float));
     w->dh1 = malloc(B * H * sizeof(float));
     w->dh2 = malloc(B * H * sizeof(float));
     w->da = malloc(B * dm * sizeof(float));
@@ -77,7 +79,7 @@ sf_status sf_nsf_train_ws_alloc(const sf_flow *f, size_t bmax, struct sf_nsf_ws 
     w->ldet = malloc(B * sizeof(double));
     w->acc = malloc((size_t)w->pmax * (H > mm ? H : mm) * sizeof(double));
     w->gbuf = malloc(((size_t)(w->pmax - 1) * f->n_params + 1) * sizeof(float));
-    if (!w->xz || !w->u || !w->a || !w->h1 || !w->h2 || !w->out || !w->dout || !w->dh1 || !w->dh2 || !w->da ||
+    if (!w->xz || !w->u || !w->a || !w->h1 || !w->h2 || !w->out || !w->dout || !w->E || !w->dh1 || !w->dh2 || !w->da ||
         !w->g0 || !w->g1 || !w->ldet || !w->acc || !w->gbuf) {
         sf_nsf_train_ws_free(w);
         return SF_ERROR(SF_ENOMEM, "out of memory for an NSF training workspace of batch %zu", bmax);
@@ -103,6 +105,7 @@ static void piece_pass(sf_flow *f, struct sf_nsf_ws *w, int B, int r0, int n, fl
     const int D = f->D, C = f->C, H = f->H, K = f->nsf->bins, np = f->nsf->np;
     const double tail = f->nsf->tail;
     const size_t bm = w->bmax, dm = (size_t)f->nsf->din_max + 1, mm = (size_t)f->nsf->m3_max;
+    float *E = w->E + (size_t)r0 * mm;
     /* forward, caching each layer's input, conditioner activations and outputs */
     for (int r = r0; r < r0 + n; r++) w->ldet[r] = 0;
     for (int l = 0; l < f->K; l++) {
@@ -115,17 +118,9 @@ static void piece_pass(sf_flow *f, struct sf_nsf_ws *w, int B, int r0, int n, fl
         float *out = w->out + (size_t)l * bm * mm + (size_t)r0 * v.m3;
         sf_nsf_gather(f, &v, n, u, w->xz + (size_t)r0 * C, a);
         sf_nsf_mlp(f, &v, n, a, v.din, v.din, v.b1, h1, h2, out);
-        for (int r = 0; r < n; r++) {
-            memcpy(un + (size_t)r * D, u + (size_t)r * D, (size_t)D * sizeof(float));
-            double ld_r = 0;
-            for (int j = 0; j < v.n_tr; j++) {
-                double raw[3 * SF_NSF_MAX_BINS], ld;
-                for (int i = 0; i < np; i++) raw[i] = out[(size_t)r * v.m3 + j * np + i];
-                un[(size_t)r * D + v.tr[j]] = (float)sf_rqs_forward(K, tail, raw, u[(size_t)r * D + v.tr[j]], &ld);
-                ld_r += ld;
-            }
-            w->ldet[r0 + r] += ld_r;
-        }
+        memcpy(un, u, (size_t)n * D * sizeof(float));
+        sf_nsf_exp(out, E, (size_t)n * v.m3);
+        sf_nsf_apply(f, &v, n, un, out, E, w->ldet + r0, 0);
     }
     /* backward: loss = -(1/B) sum log q */
     const float invB = 1.f / (float)B;
@@ -144,13 +139,17 @@ static void piece_pass(sf_flow *f, struct sf_nsf_ws *w, int B, int r0, int n, fl
         const float *h1 = w->h1 + ((size_t)l * bm + r0) * H, *h2 = w->h2 + ((size_t)l * bm + r0) * H;
         const float *out = w->out + (size_t)l * bm * mm + (size_t)r0 * v.m3;
         /* 1. splines: d loss / d raw parameters, d loss / d u through the spline */
+        sf_nsf_exp(out, E, (size_t)n * v.m3);
         for (int r = 0; r < n; r++) {
             memcpy(gn + (size_t)r * D, g + (size_t)r * D, (size_t)D * sizeof(float));
             for (int j = 0; j < v.n_tr; j++) {
-                double raw[3 * SF_NSF_MAX_BINS], graw[3 * SF_NSF_MAX_BINS], ld, gx;
-                for (int i = 0; i < np; i++) raw[i] = out[(size_t)r * v.m3 + j * np + i];
+                double raw[3 * SF_NSF_MAX_BINS], ex[3 * SF_NSF_MAX_BINS], graw[3 * SF_NSF_MAX_BINS], ld, gx;
+                for (int i = 0; i < np; i++) {
+                    raw[i] = out[(size_t)r * v.m3 + j * np + i];
+                    ex[i] = E[(size_t)r * v.m3 + j * np + i];
+                }
                 const int d = v.tr[j];
-                sf_rqs_forward_grad(K, tail, raw, u[(size_t)r * D + d], g[(size_t)r * D + d], gl, &ld, graw, &gx);
+                sf_rqs_forward_grad_ex(K, tail, raw, ex, u[(size_t)r * D + d], g[(size_t)r * D + d], gl, &ld, graw, &gx);
                 for (int i = 0; i < np; i++) dout[(size_t)r * v.m3 + j * np + i] = (float)graw[i];
                 gn[(size_t)r * D + d] = (float)gx;
             }
