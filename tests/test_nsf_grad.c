@@ -212,6 +212,7 @@ int main(void)
     check_flow(3, 2, 3, 10, 8, 1.5, 40, 12);  /* several layers; tails often hit */
     check_flow(4, 0, 2, 9, 4, 3.0, 33, 13);   /* no context */
     check_flow(1, 2, 2, 6, 6, 2.0, 20, 14);   /* D = 1: context-only conditioner */
+    check_flow(1, 0, 2, 5, 4, 2.0, 12, 16);   /* D = 1, C = 0: an unconditional learned spline */
     check_flow(11, 11, quick ? 2 : 4, 24, 8, 3.0, 36, 15); /* SEDflow D, C */
     return tu_finish("test_nsf_grad");
 }

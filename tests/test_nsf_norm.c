@@ -149,5 +149,18 @@ int main(void)
         free(s); free(sl); free(th); free(xx); free(lq);
         sf_flow_free(f);
     }
+    /* ---- unconditional (C = 0, x = NULL): draws and their log q ---- */
+    {
+        sf_flow *f = make_flow(2, 0, 41);
+        double s[2 * 500], sl[500], lq[500];
+        size_t nacc = 0;
+        CHECK(f && sf_flow_sample(f, 1, NULL, 500, 3, NULL, NULL, 0, s, sl, &nacc, NULL, 2) == SF_OK && nacc == 500,
+              "C = 0: sampling with x = NULL");
+        CHECK(f && sf_flow_logq(f, 500, s, NULL, lq, 1) == SF_OK, "C = 0: log q with x = NULL");
+        double e = 0;
+        for (int i = 0; i < 500; i++) e = fmax(e, fabs(lq[i] - sl[i]));
+        CHECK(e < 1e-3, "C = 0: sample log q = log q at the samples (max diff %.2g)", e);
+        sf_flow_free(f);
+    }
     return tu_finish("test_nsf_norm");
 }
