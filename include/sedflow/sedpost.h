@@ -123,13 +123,22 @@ typedef struct {
                              start the walkers at the nwalkers of highest
                              posterior.  Default 0 = the first nwalkers prior
                              draws themselves (zeus-style start). */
+    size_t n_anneal;      /* annealed burn-in: before the sampler's own burn-in,
+                             this many iterations on the tempered posterior
+                             prior x likelihood^beta, beta rising geometrically
+                             from 1e-3 to 1 in 10 stages (each stage restarts
+                             the sampler at the current walkers with the tuned
+                             mu, so no stale log densities).  Lets the walkers
+                             spread over the modes the data allow before the
+                             exact posterior is sampled; the kept chain is an
+                             ordinary chain on the exact posterior.  Default 0. */
 } sf_sedpost_opts;
 
 /* Defaults: the paper's sampler (sec. 5): ensemble slice sampler,
  * differential move, 30 walkers, 10,000 iterations of which 2,000 burn-in
  * (mcmc.nburn = 2000, mcmc.niter = 8000), thin 1, seed 1, tuning on,
  * jitter 1e-3 (identical start points are jittered instead of refused),
- * prior SF_PRIOR_SEDFLOW, n_start 0. */
+ * prior SF_PRIOR_SEDFLOW, n_start 0, n_anneal 0. */
 void sf_sedpost_opts_default(sf_sedpost_opts *o);
 
 /* What the driver measured about its chain. */

@@ -39,6 +39,7 @@ sf_status sf_sedpost_alloc(const sf_model *m, const double *flux_nmgy, const dou
     p->prior = prior;
     p->z = z;
     p->nbands = nb;
+    p->beta = 1.0;
     for (int b = 0; b < SF_NBANDS; b++) {
         p->ivar[b] = ivar_nmgy2[b];
         p->flux[b] = ivar_nmgy2[b] > 0 ? flux_nmgy[b] : 0.0;
@@ -105,7 +106,7 @@ static sf_status flush(sf_sedpost *p, const double *u, size_t k, double *logp)
 {
     sf_status st = eval_chunk(p, u, k);
     if (st) return st;
-    for (size_t j = 0; j < k; j++) logp[p->idx[j]] += -0.5 * sf_sedpost_chi2_of(p, p->fmod + j * SF_NBANDS);
+    for (size_t j = 0; j < k; j++) logp[p->idx[j]] += -0.5 * p->beta * sf_sedpost_chi2_of(p, p->fmod + j * SF_NBANDS);
     return SF_OK;
 }
 

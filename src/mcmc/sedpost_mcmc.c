@@ -101,6 +101,36 @@ void sf_sedpost_diagnose(sf_sedpost *p, const sf_mcmc_chain *c, sf_sedpost_diag 
     d->info = c->info;
 }
 
+sf_status sf_sedpost_run(sf_sedpost *p, sf_mcmc_logp_batch_fn logp, void *ctx, const sf_sedpost_opts *o, double *x0,
+                         sf_mcmc_chain **chain)
+{
+    enum { NSTAGE = 10 };
+    sf_mcmc_opts mo = o->mcmc;
+    sf_status st = SF_OK;
+    size_t nw = mo.nwalkers, done = 0;
+    for (int k = 0; !st && o->n_anneal > 0 && k < NSTAGE; k++) {
+        size_t len = o->n_anneal * (size_t)(k + 1) / NSTAGE - done;
+        done += len;
+        if (len == 0) continue;
+        p->beta = pow(10.0, -3.0 * (1.0 - (double)(k + 1) / NSTAGE));
+        sf_mcmc_opts so = mo;
+        so.nburn = len, so.niter = 0;
+        so.seed = sf_mix64(mo.seed + 0x5EDF10ULL + (uint64_t)k); /* its own streams per stage */
+        sf_mcmc *s = NULL;
+        st = sf_mcmc_alloc(SF_NU, &so, &s);
+        if (!st) st = sf_mcmc_set_batch(s, logp, ctx, x0);
+        for (size_t t = 0; !st && t < len; t++) st = sf_mcmc_iterate(s);
+        if (!st) {
+            memcpy(x0, sf_mcmc_position(s), sizeof(double) * nw * SF_NU);
+            mo.mu0 = sf_mcmc_get_info(s).mu; /* carry the tuned scale on */
+        }
+        sf_mcmc_free(s);
+    }
+    p->beta = 1.0;
+    if (!st) st = sf_mcmc_run_batch(SF_NU, logp, ctx, x0, &mo, chain);
+    return st;
+}
+
 sf_status sf_sedpost_mcmc(const sf_model *m, const double *flux_nmgy, const double *ivar_nmgy2, double z,
                           const sf_sedpost_opts *opts, const double *x0, sf_mcmc_chain **chain,
                           sf_sedpost_diag *diag)
@@ -115,14 +145,11 @@ sf_status sf_sedpost_mcmc(const sf_model *m, const double *flux_nmgy, const doub
     sf_sedpost *p = NULL;
     sf_status st = sf_sedpost_alloc(m, flux_nmgy, ivar_nmgy2, z, o.prior, o.mcmc.nwalkers, &p);
     if (st) return st;
-    double *start = NULL, lp_max = NAN;
-    if (!x0) {
-        start = malloc(sizeof(double) * o.mcmc.nwalkers * SF_NU);
-        if (!start) st = SF_ERROR(SF_ENOMEM, "out of memory");
-        if (!st) st = sf_sedpost_start_points(sf_sedpost_logpost_batch, p, &o, start, &lp_max);
-        x0 = start;
-    }
-    if (!st) st = sf_mcmc_run_batch(SF_NU, sf_sedpost_logpost_batch, p, x0, &o.mcmc, chain);
+    double *start = malloc(sizeof(double) * o.mcmc.nwalkers * SF_NU), lp_max = NAN;
+    if (!start) st = SF_ERROR(SF_ENOMEM, "out of memory");
+    else if (x0) memcpy(start, x0, sizeof(double) * o.mcmc.nwalkers * SF_NU);
+    else st = sf_sedpost_start_points(sf_sedpost_logpost_batch, p, &o, start, &lp_max);
+    if (!st) st = sf_sedpost_run(p, sf_sedpost_logpost_batch, p, &o, start, chain);
     if (!st && diag) {
         memset(diag, 0, sizeof *diag);
         sf_sedpost_diagnose(p, *chain, diag);

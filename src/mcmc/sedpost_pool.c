@@ -86,13 +86,13 @@ static void run_galaxy(slot *s, size_t g)
         s->sp = sp;
         pthread_mutex_unlock(&P->mu);
     }
-    if (!st && !x0) {
+    if (!st) {
         start = malloc(sizeof(double) * o.mcmc.nwalkers * SF_NU);
         if (!start) st = SF_ERROR(SF_ENOMEM, "out of memory");
-        if (!st) st = sf_sedpost_start_points(pooled_logp, s, &o, start, &lp_max);
-        x0 = start;
+        else if (x0) memcpy(start, x0, sizeof(double) * o.mcmc.nwalkers * SF_NU);
+        else st = sf_sedpost_start_points(pooled_logp, s, &o, start, &lp_max);
     }
-    if (!st) st = sf_mcmc_run_batch(SF_NU, pooled_logp, s, x0, &o.mcmc, &chain);
+    if (!st) st = sf_sedpost_run(sp, pooled_logp, s, &o, start, &chain);
     if (!st) {
         sf_sedpost_diagnose(sp, chain, d);
         d->start_logp_max = lp_max;
@@ -200,7 +200,7 @@ static sf_status evaluate(pool *P, char *msg, size_t msglen)
     if (fail) return fail;
     for (size_t j = 0; j < nin; j++) {
         slot *s = P->map_slot[j];
-        s->logp[P->map_row[j]] += -0.5 * sf_sedpost_chi2_of(s->sp, P->flux + j * SF_NBANDS);
+        s->logp[P->map_row[j]] += -0.5 * s->sp->beta * sf_sedpost_chi2_of(s->sp, P->flux + j * SF_NBANDS);
     }
     return SF_OK;
 }
