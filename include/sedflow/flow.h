@@ -2,7 +2,10 @@
  * sedflow/flow.h — conditional normalizing flows q(theta | x): a Masked
  * Autoregressive Flow (MAF; Papamakarios et al. 2017) built from MADEs
  * (Germain et al. 2015), exactly the architecture SEDflow used through
- * sbi + nflows (Hahn & Melchior 2022, sect. 2.1 and 3.3; issue 4 part 1).
+ * sbi + nflows (Hahn & Melchior 2022, sect. 2.1 and 3.3; issue 4 part 1),
+ * and a second family behind the same functions, a conditional
+ * rational-quadratic neural spline flow with coupling layers (SF_FLOW_NSF,
+ * Durkan et al. 2019; issue 4 part 2; see sf_flow_family below).
  * Architecture, file format and measured speed: docs/FLOW.md.
  *
  *   u0 = (theta - theta_mean) / theta_std            z-scoring (part of q)
@@ -128,9 +131,10 @@ void sf_flow_set_names(sf_flow *f, const char *theta_names, const char *theta_un
 const char *sf_flow_theta_names(const sf_flow *f);
 const char *sf_flow_x_names(const sf_flow *f);
 
-/* Fold the BN running statistics into the evaluation weights.  Must be
- * called after the weights or running statistics change (sf_flow_load and
- * the trainer do it).  No allocation. */
+/* Fold the BN running statistics into the evaluation weights (MAF; an NSF
+ * has nothing to fold and only becomes prepared).  Must be called after the
+ * weights or running statistics change (sf_flow_load and the trainer do
+ * it).  No allocation. */
 void sf_flow_prepare(sf_flow *f);
 
 /* log q(theta_i | x_i) in nats, theta's own units, evaluation mode (running
@@ -141,7 +145,8 @@ sf_status sf_flow_logq(const sf_flow *f, size_t n, const double *theta, const do
                        double *logq, int nthreads);
 
 /* Draw n samples of theta ~ q(. | x_g) for each of G conditions x (G x C),
- * by the fast MAF inverse (each hidden unit computed once).  Draws for
+ * by the fast MAF inverse (each hidden unit computed once) or, for an NSF,
+ * one closed-form spline inverse per coupling layer.  Draws for
  * galaxy g come from rng stream g of `seed` (sf_rng_set_stream), so the
  * result does not depend on nthreads.  Draws outside the box
  * [lower, upper] (D each; both NULL = the flow's prior box) are rejected
@@ -164,8 +169,9 @@ typedef struct sf_flow_train_ws sf_flow_train_ws;
 sf_status sf_flow_train_ws_alloc(const sf_flow *f, size_t batch_max, sf_flow_train_ws **out);
 void sf_flow_train_ws_free(sf_flow_train_ws *ws);
 
-/* Training-mode forward + backward on a batch of B rows (BN with batch
- * statistics): loss = -(1/B) sum_i log q(theta_i | x_i) and grad = d loss /
+/* Training-mode forward + backward on a batch of B rows (MAF: BN with batch
+ * statistics; NSF: no BN, update_running ignored, gradients bit-identical
+ * for any nthreads): loss = -(1/B) sum_i log q(theta_i | x_i) and grad = d loss /
  * d params (n_params floats, same layout as sf_flow_params; masked weights
  * get 0).  logq_rows (B, may be NULL) gets each row's log q.  When
  * update_running is set, the BN running statistics are updated (momentum
