@@ -244,7 +244,7 @@ static void check_row(const sf_infer *p, const sf_catalog *cat, size_t i, double
         if (n) {
             char u[SF_INFER_REASON_LEN];
             fl |= SF_INFER_SIGMA_HIGH;
-            snprintf(u, sizeof u, "sigma unusually high for its magnitude [%s]", t);
+            snprintf(u, sizeof u, "sigma unusually high for its magnitude [%.180s]", t);
             sf_infer_reason_add(r, u);
         }
     }
@@ -264,7 +264,7 @@ static void check_row(const sf_infer *p, const sf_catalog *cat, size_t i, double
         if (n) {
             char u[SF_INFER_REASON_LEN];
             fl |= SF_INFER_BLUE;
-            snprintf(u, sizeof u, "colour bluer than the training set's %g percentile [%s]", 100 * s->colour_quantile, t);
+            snprintf(u, sizeof u, "colour bluer than the training set's %g percentile [%.180s]", 100 * s->colour_quantile, t);
             sf_infer_reason_add(r, u);
         }
     }
