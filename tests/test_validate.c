@@ -220,7 +220,8 @@ int main(void)
     /* (B) SED path with derived properties: tiny simulated set, untrained flow */
     size_t nrows = 0;
     snprintf(test, sizeof test, "%s/sed_test.h5", dir);
-    CHECK(write_sed_test(test, &nrows) == 0 && nrows >= 20, "simulated a tiny SED test set (%zu rows)", nrows);
+    int wrote = write_sed_test(test, &nrows) == 0;
+    CHECK(wrote && nrows >= 20, "simulated a tiny SED test set (%zu rows)", nrows);
     if (nrows >= 20) {
         sf_flow_config c2 = {.family = SF_FLOW_MAF, .D = SF_NU, .C = SF_NX, .K = 1, .H = 8, .seed = 3};
         sf_flow *f2 = NULL;

@@ -245,7 +245,7 @@ int cmd_validate(int argc, char **argv)
         char *tok = strtok_r(namebuf, ",", &save);
         for (size_t p = 0; p < P && tok; p++, tok = strtok_r(NULL, ",", &save)) names[p] = tok;
     }
-    static char fallback[MAXP][16];
+    static char fallback[MAXP][32];
     for (size_t p = 0; p < P; p++)
         if (!names[p]) snprintf(fallback[p], sizeof fallback[p], "param%zu", p), names[p] = fallback[p];
 

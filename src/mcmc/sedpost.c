@@ -88,9 +88,10 @@ double sf_sedpost_chi2_of(const sf_sedpost *p, const double *fm)
 
 /* Model fluxes of the k in-box points whose u rows are listed in p->idx.
  * Below SF_SEDPOST_SMALL_BATCH points one call per point (the model's
- * sgemv path) is faster than one batched call: measured (bench_sedpost)
- * 1.0 ms for one point, but 7.7 ms for a batch of 2 and 16.5 ms for 15,
- * a fixed cost of ~7 ms per batched call plus ~0.45 ms per point. */
+ * sgemv path) is faster than one batched call: measured (bench_sedpost,
+ * shared machine) 0.7-1.0 ms for one point, but 4.4-7.7 ms for a batch of
+ * 2 and 8.5-16.5 ms for 15: a fixed 4-7 ms per batched call (OpenBLAS
+ * packs every weight matrix) plus 0.3-0.45 ms per point. */
 static sf_status eval_chunk(sf_sedpost *p, const double *u, size_t k)
 {
     for (size_t j = 0; j < k; j++) sf_u_to_theta(u + p->idx[j] * SF_NU, p->theta + j * SF_NTHETA);
