@@ -309,10 +309,14 @@ sf_status sf_model_derived(const sf_model *m, size_t n, const double *theta, con
 {
     sf_status st = check_rows(n, theta, z);
     if (st) return st;
-    for (size_t i = 0; i < n; i++) {
+    /* One plan per run of consecutive rows with the same z. */
+    for (size_t i0 = 0, i1; i0 < n; i0 = i1) {
+        for (i1 = i0 + 1; i1 < n && z[i1] == z[i0];) i1++;
         double tage;
-        sf_cosmo_tage_gyr(&m->cosmo, z[i], &tage);
-        sf_sfh_derived(&m->basis, theta + i * SF_NTHETA, tage, derived + i * SF_NDERIVED);
+        sf_cosmo_tage_gyr(&m->cosmo, z[i0], &tage);
+        sf_sfh_plan plan;
+        sf_sfh_plan_init(&m->basis, tage, &plan);
+        sf_sfh_derived_plan(&plan, i1 - i0, theta + i0 * SF_NTHETA, derived + i0 * SF_NDERIVED);
     }
     return SF_OK;
 }

@@ -9,6 +9,10 @@
  *   Z_bin      = clip(gamma1 ZH1(t_mid) + gamma2 ZH2(t_mid)),
  *   sfr_1gyr   = 10^logmstar/1e9 [ (1-fburst') M_nmf(< 1 Gyr) + fburst [tburst < 1 Gyr] ],
  *   z_mw       = sum m_bin Z_bin,   tage_mw = sum m_bin t_mid   (m_bin: mass fractions).
+ * Everything that depends on tage alone (bin edges, basis integrals over the
+ * bins, ZH basis values at the bin centres) is computed once in an
+ * sf_sfh_plan and shared by all galaxies of that age (the posterior samples
+ * of one galaxy: ~20x faster than per sample).
  */
 #include "model/sfh.h"
 
@@ -98,17 +102,30 @@ double sf_zh_eval(const sf_nmf_basis *b, double gamma1, double gamma2, double t)
     return z < SF_ZMIN ? SF_ZMIN : (z > SF_ZMAX ? SF_ZMAX : z);
 }
 
-void sf_sfh_derived(const sf_nmf_basis *b, const double *theta, double tage, double *out)
+void sf_sfh_plan_init(const sf_nmf_basis *b, double tage, sf_sfh_plan *plan)
 {
-    double edges[SF_SFH_MAXBINS + 1], mass[SF_SFH_MAXBINS];
-    int nb = sf_sfh_bin_edges(tage, edges);
+    plan->tage = tage;
+    plan->nb = sf_sfh_bin_edges(tage, plan->edges);
+    for (int k = 0; k < plan->nb; k++) {
+        for (int i = 0; i < SF_NMF_NSFH; i++)
+            plan->integral[i][k] = sf_basis_integral(b, &b->sfh[i], plan->edges[k], plan->edges[k + 1]);
+        double tmid = 0.5 * (plan->edges[k] + plan->edges[k + 1]);
+        for (int i = 0; i < SF_NMF_NZH; i++) plan->zh[i][k] = sf_basis_eval(b, &b->zh[i], tmid);
+    }
+}
+
+static void derived_one(const sf_sfh_plan *plan, const double *theta, double *out)
+{
+    const int nb = plan->nb;
+    const double *edges = plan->edges;
+    double mass[SF_SFH_MAXBINS];
     const double *beta = theta + SF_TH_BETA1;
     double fburst = theta[SF_TH_FBURST], tburst = theta[SF_TH_TBURST];
     double total = 0, m_1gyr = 0;
     /* NMF mass per bin: sum_i beta_i * integral of basis i over the bin. */
     for (int k = 0; k < nb; k++) {
         double m = 0;
-        for (int i = 0; i < SF_NMF_NSFH; i++) m += beta[i] * sf_basis_integral(b, &b->sfh[i], edges[k], edges[k + 1]);
+        for (int i = 0; i < SF_NMF_NSFH; i++) m += beta[i] * plan->integral[i][k];
         mass[k] = m;
         total += m;
     }
@@ -118,7 +135,7 @@ void sf_sfh_derived(const sf_nmf_basis *b, const double *theta, double tage, dou
         if (hi <= 1.0) m_1gyr += mass[k];
         else if (lo < 1.0) m_1gyr += mass[k] * (1.0 - lo) / (hi - lo);
     }
-    int burst = tburst < tage;
+    int burst = tburst < plan->tage;
     double fb = burst ? fburst : 0.0;
     double sfr = (1.0 - fb) * m_1gyr + ((burst && tburst < 1.0) ? fburst : 0.0);
     for (int k = 0; k < nb; k++) mass[k] *= 1.0 - fb;
@@ -129,12 +146,27 @@ void sf_sfh_derived(const sf_nmf_basis *b, const double *theta, double tage, dou
                 break;
             }
     double zmw = 0, tmw = 0;
+    const double g1 = theta[SF_TH_GAMMA1], g2 = theta[SF_TH_GAMMA2];
     for (int k = 0; k < nb; k++) {
         double tmid = 0.5 * (edges[k] + edges[k + 1]);
-        zmw += mass[k] * sf_zh_eval(b, theta[SF_TH_GAMMA1], theta[SF_TH_GAMMA2], tmid);
+        double zk = g1 * plan->zh[0][k] + g2 * plan->zh[1][k]; /* = sf_zh_eval at tmid */
+        zk = zk < SF_ZMIN ? SF_ZMIN : (zk > SF_ZMAX ? SF_ZMAX : zk);
+        zmw += mass[k] * zk;
         tmw += mass[k] * tmid;
     }
     out[0] = sfr * pow(10.0, theta[SF_TH_LOGMSTAR]) / 1e9;
     out[1] = zmw;
     out[2] = tmw;
+}
+
+void sf_sfh_derived_plan(const sf_sfh_plan *plan, size_t n, const double *theta, double *out)
+{
+    for (size_t i = 0; i < n; i++) derived_one(plan, theta + i * SF_NTHETA, out + i * SF_NDERIVED);
+}
+
+void sf_sfh_derived(const sf_nmf_basis *b, const double *theta, double tage, double *out)
+{
+    sf_sfh_plan plan;
+    sf_sfh_plan_init(b, tage, &plan);
+    derived_one(&plan, theta, out);
 }

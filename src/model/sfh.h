@@ -5,6 +5,8 @@
 #ifndef SEDFLOW_MODEL_SFH_H
 #define SEDFLOW_MODEL_SFH_H
 
+#include <stddef.h>
+
 #include <hdf5.h>
 
 #include "sedflow/error.h"
@@ -44,8 +46,27 @@ int sf_sfh_bin_edges(double tage, double *edges);
 /* Metallicity clip(gamma1 ZH1(t) + gamma2 ZH2(t), SF_ZMIN, SF_ZMAX) at t [Gyr]. */
 double sf_zh_eval(const sf_nmf_basis *b, double gamma1, double gamma2, double t);
 
-/* Derived properties of one galaxy: theta (12), tage [Gyr] ->
- * out[0] sfr_1gyr [Msun/yr], out[1] z_mw, out[2] tage_mw [Gyr]. */
+/* The parts of the derived properties that depend only on the galaxy's age
+ * tage [Gyr] (hence on z alone): the lookback-time bin edges, the integral
+ * of each SFH basis over each bin and the ZH basis values at the bin
+ * centres.  Filled by sf_sfh_plan_init; read-only afterwards. */
+typedef struct {
+    int nb;                                       /* number of bins */
+    double tage;                                  /* [Gyr] */
+    double edges[SF_SFH_MAXBINS + 1];             /* bin edges [Gyr lookback], nb + 1 used */
+    double integral[SF_NMF_NSFH][SF_SFH_MAXBINS]; /* SFH basis i integrated over bin k [Gyr * basis unit] */
+    double zh[SF_NMF_NZH][SF_SFH_MAXBINS];        /* ZH basis i at the centre of bin k */
+} sf_sfh_plan;
+
+/* Fill plan for a galaxy of age tage [Gyr] from the bases b. */
+void sf_sfh_plan_init(const sf_nmf_basis *b, double tage, sf_sfh_plan *plan);
+
+/* Derived properties (MODEL.md s5) of n galaxies of the same age:
+ * theta n x 12 (row-major, valid: sf_model_check_theta) ->
+ * out n x 3: sfr_1gyr [Msun/yr], z_mw [-], tage_mw [Gyr]. */
+void sf_sfh_derived_plan(const sf_sfh_plan *plan, size_t n, const double *theta, double *out);
+
+/* The same for one galaxy (theta 12, out 3) of age tage [Gyr]. */
 void sf_sfh_derived(const sf_nmf_basis *b, const double *theta, double tage, double *out);
 
 #endif
