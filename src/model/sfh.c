@@ -163,10 +163,3 @@ void sf_sfh_derived_plan(const sf_sfh_plan *plan, size_t n, const double *theta,
 {
     for (size_t i = 0; i < n; i++) derived_one(plan, theta + i * SF_NTHETA, out + i * SF_NDERIVED);
 }
-
-void sf_sfh_derived(const sf_nmf_basis *b, const double *theta, double tage, double *out)
-{
-    sf_sfh_plan plan;
-    sf_sfh_plan_init(b, tage, &plan);
-    derived_one(&plan, theta, out);
-}

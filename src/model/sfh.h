@@ -66,7 +66,4 @@ void sf_sfh_plan_init(const sf_nmf_basis *b, double tage, sf_sfh_plan *plan);
  * out n x 3: sfr_1gyr [Msun/yr], z_mw [-], tage_mw [Gyr]. */
 void sf_sfh_derived_plan(const sf_sfh_plan *plan, size_t n, const double *theta, double *out);
 
-/* The same for one galaxy (theta 12, out 3) of age tage [Gyr]. */
-void sf_sfh_derived(const sf_nmf_basis *b, const double *theta, double tage, double *out);
-
 #endif
