@@ -1,7 +1,8 @@
 /*
  * tests/test_flow_synth.h — synthetic conditional Gaussian training sets
  * theta | x ~ N(A x + b, L L^T), x ~ U(0, 1)^C, written in the simulator's
- * training-file layout (theta_u n x D, x n x C, /prior/lower, /prior/upper).
+ * training-file layout (theta_u n x D, x n x C, /prior/lower, /prior/upper);
+ * and the driver of flow tests that run once per flow family.
  */
 #ifndef SEDFLOW_TEST_FLOW_SYNTH_H
 #define SEDFLOW_TEST_FLOW_SYNTH_H
@@ -9,13 +10,41 @@
 #include <math.h>
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
+/* main() of a test run once per flow family: the program's argument "maf"
+ * or "nsf" picks one (tests/CMakeLists.txt registers <suite>_maf and
+ * <suite>_nsf with CTest), no argument runs both.  Calls check(family) for
+ * each, then prints the summary line and returns the exit status; an
+ * unknown family is a failed check. */
+static inline int flow_test_each_family(const char *suite, int argc, char **argv, void (*check)(sf_flow_family))
+{
+    static const struct {
+        const char *name;
+        sf_flow_family family;
+    } fam[] = {{"maf", SF_FLOW_MAF}, {"nsf", SF_FLOW_NSF}};
+    int ran = 0;
+    for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++)
+        if (argc < 2 || !strcmp(argv[1], fam[i].name)) {
+            printf("# flow family %s\n", fam[i].name);
+            check(fam[i].family);
+            ran++;
+        }
+    if (!ran) CHECK(0, "the flow family asked for ('%s') is maf or nsf", argv[1]);
+    char name[256];
+    snprintf(name, sizeof name, "%s%s%s", suite, argc < 2 ? "" : " ", argc < 2 ? "" : argv[1]);
+    return tu_finish(name);
+}
+
 #endif
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <gsl/gsl_randist.h>
 
 #include "io/h5util.h"
+#include "sedflow/flow.h"
 #include "sedflow/rng.h"
+#include "testutil.h"
 
 typedef struct {
     int D, C;
@@ -92,6 +121,30 @@ static inline int synth_write(const char *path, const synth_model *m, size_t n, 
     free(th);
     free(x);
     return bad;
+}
+
+/* main() of a test run once per flow family: the program's argument "maf"
+ * or "nsf" picks one (tests/CMakeLists.txt registers <suite>_maf and
+ * <suite>_nsf with CTest), no argument runs both.  Calls check(family) for
+ * each, then prints the summary line and returns the exit status; an
+ * unknown family is a failed check. */
+static inline int flow_test_each_family(const char *suite, int argc, char **argv, void (*check)(sf_flow_family))
+{
+    static const struct {
+        const char *name;
+        sf_flow_family family;
+    } fam[] = {{"maf", SF_FLOW_MAF}, {"nsf", SF_FLOW_NSF}};
+    int ran = 0;
+    for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++)
+        if (argc < 2 || !strcmp(argv[1], fam[i].name)) {
+            printf("# flow family %s\n", fam[i].name);
+            check(fam[i].family);
+            ran++;
+        }
+    if (!ran) CHECK(0, "the flow family asked for ('%s') is maf or nsf", argv[1]);
+    char name[256];
+    snprintf(name, sizeof name, "%s%s%s", suite, argc < 2 ? "" : " ", argc < 2 ? "" : argv[1]);
+    return tu_finish(name);
 }
 
 #endif
