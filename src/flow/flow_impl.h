@@ -134,6 +134,30 @@ static inline float sf_softplusf(float s)
     return s > 20.f ? s : (s < -20.f ? __builtin_expf(s) : __builtin_log1pf(__builtin_expf(s)));
 }
 
+/* ---- sampling (flow_sample.c: the driver behind sf_flow_sample) ------- */
+
+#define SF_FLOW_CHUNK 256 /* rows per inverse call: fixed, so results do not depend on threads */
+
+/* What a flow family supplies to the shared sampling driver.  The driver
+ * owns rounds, rejection, budget, rng streams and threads; the family
+ * transforms base draws.  All callbacks are read-only on f. */
+typedef struct {
+    /* floats of per-galaxy data written by `galaxy` and read by `inverse` */
+    size_t (*galaxy_floats)(const sf_flow *f);
+    /* Per-galaxy precomputation from the raw context x (C values; NULL when
+     * C = 0), e.g. the context's term of the first layer. */
+    void (*galaxy)(const sf_flow *f, const double *x, float *gdata);
+    /* Per-thread workspace for `inverse` (NULL when out of memory). */
+    void *(*ws_alloc)(const sf_flow *f);
+    void (*ws_free)(void *ws);
+    /* Inverse of n <= SF_FLOW_CHUNK rows: z (n x D base draws) -> u (n x D,
+     * z-scored theta) and ldet (n): the forward log |det du->z| of each row. */
+    void (*inverse)(const sf_flow *f, void *ws, const float *gdata, int n, const float *z, float *u, double *ldet);
+} sf_flow_sampler;
+
+extern const sf_flow_sampler sf_maf_sampler; /* maf_sample.c */
+extern const sf_flow_sampler sf_nsf_sampler; /* nsf_eval.c */
+
 /* Random helpers (flow_rand.c): standard normal floats, in-place shuffles. */
 #include <gsl/gsl_rng.h>
 void sf_flow_gauss_fill(gsl_rng *r, float *z, size_t n);

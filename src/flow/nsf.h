@@ -81,9 +81,6 @@ void sf_nsf_free_priv(struct sf_nsf *n);
 
 /* Family entry points behind the public API (nsf_eval.c, nsf_train.c). */
 sf_status sf_nsf_logq(const sf_flow *f, size_t n, const double *theta, const double *x, double *logq, int nthreads);
-sf_status sf_nsf_sample(const sf_flow *f, size_t G, const double *x, size_t n, uint64_t seed, const double *lo,
-                        const double *hi, size_t budget, double *samples, double *logq, size_t *n_acc,
-                        double *acc_frac, int nthreads);
 struct sf_nsf_ws;
 sf_status sf_nsf_train_ws_alloc(const sf_flow *f, size_t bmax, struct sf_nsf_ws **out);
 void sf_nsf_train_ws_free(struct sf_nsf_ws *w);

@@ -4,22 +4,19 @@
  * first conditioner layer computed once per galaxy).  Rows go in fixed
  * chunks of CHUNK rows, one chunk per thread at a time (single-threaded
  * sgemm), so results do not depend on the thread count.  Proposal rounds,
- * prior-box rejection and the per-galaxy rng streams follow the MAF's
- * sampler (maf_eval.c) exactly.
+ * prior-box rejection and the per-galaxy rng streams: the driver shared
+ * with the MAF (flow_sample.c).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <gsl/gsl_rng.h>
 #include <omp.h>
 
 #include "core/fastmath.h"
 #include "flow/nsf.h"
-#include "sedflow/rng.h"
 
-#define CHUNK 256
-#define ROUND_MAX 16384
+#define CHUNK SF_FLOW_CHUNK
 
 void sf_nsf_mlp(const sf_flow *f, const sf_nsf_layer *v, int n, const float *a, int lda, int p, const float *b1,
                 float *h1, float *h2, float *out)
@@ -152,7 +149,7 @@ sf_status sf_nsf_logq(const sf_flow *f, size_t n, const double *theta, const dou
     return SF_OK;
 }
 
-/* ---- sampling ---------------------------------------------------------- */
+/* ---- sampling (driver: flow_sample.c) ----------------------------------- */
 
 /* Inverse of n <= CHUNK rows: c->u holds base draws on entry, the z-scored
  * theta on return; c->ldet = summed forward log-det.  bias1: K x H, the
@@ -172,19 +169,12 @@ static void eval_inverse(const sf_flow *f, chunk_ws *c, int n, const float *bias
     }
 }
 
-typedef struct {
-    size_t cap;
-    float *z;     /* cap x D base draws */
-    double *th;   /* cap x D theta */
-    double *lq;   /* cap */
-    float *bias1; /* K x H */
-} round_buf;
-
-/* bias1[l] = b1 + W1[:, n_id:] xz for the galaxy's context x (double sums). */
-static void galaxy_bias(const sf_flow *f, const double *x, float *bias1)
+/* gdata = [bias1 (K x H) | xz (C)]: bias1[l] = b1 + W1[:, n_id:] xz for the
+ * galaxy's z-scored context xz (float sums). */
+static void galaxy_bias(const sf_flow *f, const double *x, float *gdata)
 {
     const int C = f->C, H = f->H;
-    float xz[1024 + 1];
+    float *bias1 = gdata, *xz = gdata + (size_t)f->K * H;
     for (int i = 0; i < C; i++) xz[i] = (float)((x[i] - f->x_mean[i]) / f->x_std[i]);
     for (int l = 0; l < f->K; l++) {
         sf_nsf_layer v;
@@ -198,127 +188,32 @@ static void galaxy_bias(const sf_flow *f, const double *x, float *bias1)
     }
 }
 
-static void transform_round(const sf_flow *f, round_buf *rb, size_t m, chunk_ws *cws, int inner_nt)
+static size_t galaxy_floats(const sf_flow *f) { return (size_t)f->K * f->H + (size_t)f->C; }
+
+static void *sampler_ws_alloc(const sf_flow *f)
 {
-    const int D = f->D;
-    const size_t nch = (m + CHUNK - 1) / CHUNK;
-    const double c0 = -0.5 * D * SF_FLOW_LOG_2PI - f->log_std_sum;
-#pragma omp parallel for num_threads(inner_nt) schedule(dynamic, 1) if (inner_nt > 1)
-    for (size_t ch = 0; ch < nch; ch++) {
-        chunk_ws *c = &cws[inner_nt > 1 ? omp_get_thread_num() : 0];
-        size_t r0 = ch * CHUNK;
-        int n = (int)(m - r0 < CHUNK ? m - r0 : CHUNK);
-        memcpy(c->u, rb->z + r0 * D, (size_t)n * D * sizeof(float));
-        double q0[CHUNK];
-        for (int r = 0; r < n; r++) {
-            double s = 0;
-            for (int d = 0; d < D; d++) s += (double)c->u[(size_t)r * D + d] * c->u[(size_t)r * D + d];
-            q0[r] = c0 - 0.5 * s;
-        }
-        eval_inverse(f, c, n, rb->bias1);
-        for (int r = 0; r < n; r++) {
-            for (int d = 0; d < D; d++)
-                rb->th[(r0 + r) * D + d] = f->theta_mean[d] + f->theta_std[d] * (double)c->u[(size_t)r * D + d];
-            rb->lq[r0 + r] = q0[r] + c->ldet[r];
-        }
+    chunk_ws *c = malloc(sizeof *c);
+    if (c && chunk_alloc(f, c)) {
+        free(c);
+        c = NULL;
     }
+    return c;
 }
 
-static void sample_galaxy(const sf_flow *f, size_t g, const double *xg, size_t n, uint64_t seed, const double *lo,
-                          const double *hi, size_t budget, round_buf *rb, chunk_ws *cws, int inner_nt, gsl_rng *rng,
-                          double *samples, double *logq, size_t *n_acc, double *acc_frac)
+static void sampler_ws_free(void *ws)
 {
-    const int D = f->D;
-    sf_rng_set_stream(rng, seed, (uint64_t)g);
-    galaxy_bias(f, xg, rb->bias1);
-    size_t acc = 0, prop = 0;
-    double *out = samples + g * n * D;
-    while (acc < n && prop < budget) {
-        size_t need = n - acc;
-        double rate = prop > 0 ? (double)acc / prop : 1.0;
-        if (rate < 0.02) rate = 0.02;
-        double want = need / rate * 1.05 + 16;
-        size_t m = want > (double)rb->cap ? rb->cap : (size_t)want;
-        if (m > budget - prop) m = budget - prop;
-        sf_flow_gauss_fill(rng, rb->z, m * D);
-        transform_round(f, rb, m, cws, inner_nt);
-        prop += m;
-        for (size_t i = 0; i < m && acc < n; i++) {
-            const double *th = rb->th + i * D;
-            int ok = isfinite(rb->lq[i]);
-            for (int d = 0; d < D && ok; d++) ok = th[d] >= lo[d] && th[d] <= hi[d] && isfinite(th[d]);
-            if (!ok) continue;
-            memcpy(out + acc * D, th, (size_t)D * sizeof(double));
-            if (logq) logq[g * n + acc] = rb->lq[i];
-            acc++;
-        }
-    }
-    for (size_t i = acc; i < n; i++) {
-        for (int d = 0; d < D; d++) out[i * D + d] = NAN;
-        if (logq) logq[g * n + i] = NAN;
-    }
-    if (n_acc) n_acc[g] = acc;
-    if (acc_frac) acc_frac[g] = prop > 0 ? (double)acc / prop : 0.0;
+    chunk_free(ws);
+    free(ws);
 }
 
-sf_status sf_nsf_sample(const sf_flow *f, size_t G, const double *x, size_t n, uint64_t seed, const double *lo,
-                        const double *hi, size_t budget, double *samples, double *logq, size_t *n_acc,
-                        double *acc_frac, int nthreads)
+static void sampler_inverse(const sf_flow *f, void *ws, const float *gdata, int n, const float *z, float *u,
+                            double *ldet)
 {
-    if (f->C > 1024) return SF_ERROR(SF_EINVAL, "C > 1024 not supported");
-    sf_flow_blas_single();
-    const int nt = sf_flow_nthreads(nthreads);
-    const int outer = nt > 1 && G >= (size_t)nt;
-    const int nbuf = outer ? nt : 1, nchunk = nt;
-    round_buf *rb = calloc((size_t)nbuf, sizeof *rb);
-    chunk_ws *cws = calloc((size_t)nchunk, sizeof *cws);
-    gsl_rng **rng = calloc((size_t)nbuf, sizeof *rng);
-    sf_status st = SF_OK;
-    if (!rb || !cws || !rng) {
-        st = SF_ERROR(SF_ENOMEM, "out of memory");
-        goto done;
-    }
-    size_t cap = budget < ROUND_MAX ? budget : ROUND_MAX;
-    for (int i = 0; i < nbuf; i++) {
-        rb[i].cap = cap;
-        rb[i].z = malloc(cap * f->D * sizeof(float));
-        rb[i].th = malloc(cap * f->D * sizeof(double));
-        rb[i].lq = malloc(cap * sizeof(double));
-        rb[i].bias1 = malloc((size_t)f->K * f->H * sizeof(float));
-        rng[i] = sf_rng_alloc(seed);
-        if (!rb[i].z || !rb[i].th || !rb[i].lq || !rb[i].bias1 || !rng[i]) {
-            st = SF_ERROR(SF_ENOMEM, "out of memory for sampling buffers");
-            goto done;
-        }
-    }
-    for (int i = 0; i < nchunk; i++)
-        if (chunk_alloc(f, &cws[i])) {
-            st = SF_ERROR(SF_ENOMEM, "out of memory for sampling workspaces");
-            goto done;
-        }
-    if (outer) {
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-        for (size_t g = 0; g < G; g++) {
-            int t = omp_get_thread_num();
-            sample_galaxy(f, g, f->C ? x + g * f->C : NULL, n, seed, lo, hi, budget, &rb[t], &cws[t], 1, rng[t],
-                          samples, logq, n_acc, acc_frac);
-        }
-    } else {
-        for (size_t g = 0; g < G; g++)
-            sample_galaxy(f, g, f->C ? x + g * f->C : NULL, n, seed, lo, hi, budget, &rb[0], cws, nt, rng[0], samples,
-                          logq, n_acc, acc_frac);
-    }
-done:
-    if (rb)
-        for (int i = 0; i < nbuf; i++) {
-            free(rb[i].z); free(rb[i].th); free(rb[i].lq); free(rb[i].bias1);
-        }
-    if (rng)
-        for (int i = 0; i < nbuf; i++) gsl_rng_free(rng[i]);
-    if (cws)
-        for (int i = 0; i < nchunk; i++) chunk_free(&cws[i]);
-    free(rb);
-    free(cws);
-    free(rng);
-    return st;
+    chunk_ws *c = ws;
+    memcpy(c->u, z, (size_t)n * f->D * sizeof(float));
+    eval_inverse(f, c, n, gdata);
+    memcpy(u, c->u, (size_t)n * f->D * sizeof(float));
+    memcpy(ldet, c->ldet, (size_t)n * sizeof(double));
 }
+
+const sf_flow_sampler sf_nsf_sampler = {galaxy_floats, galaxy_bias, sampler_ws_alloc, sampler_ws_free, sampler_inverse};
