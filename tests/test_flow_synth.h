@@ -10,30 +10,6 @@
 #include <math.h>
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
-/* main() of a test run once per flow family: the program's argument "maf"
- * or "nsf" picks one (tests/CMakeLists.txt registers <suite>_maf and
- * <suite>_nsf with CTest), no argument runs both.  Calls check(family) for
- * each, then prints the summary line and returns the exit status; an
- * unknown family is a failed check. */
-static inline int flow_test_each_family(const char *suite, int argc, char **argv, void (*check)(sf_flow_family))
-{
-    static const struct {
-        const char *name;
-        sf_flow_family family;
-    } fam[] = {{"maf", SF_FLOW_MAF}, {"nsf", SF_FLOW_NSF}};
-    int ran = 0;
-    for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++)
-        if (argc < 2 || !strcmp(argv[1], fam[i].name)) {
-            printf("# flow family %s\n", fam[i].name);
-            check(fam[i].family);
-            ran++;
-        }
-    if (!ran) CHECK(0, "the flow family asked for ('%s') is maf or nsf", argv[1]);
-    char name[256];
-    snprintf(name, sizeof name, "%s%s%s", suite, argc < 2 ? "" : " ", argc < 2 ? "" : argv[1]);
-    return tu_finish(name);
-}
-
 #endif
 #include <stdio.h>
 #include <stdlib.h>
