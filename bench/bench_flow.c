@@ -1,11 +1,17 @@
-/* Flow benchmarks (issue 4 "Performance"): training throughput at SEDflow's
- * configuration (K=15, H=500, D=C=11) for batch 50 and 512, evaluation
- * throughput of log q, and time to draw 10,000 samples for one galaxy and
- * per galaxy in a batch.  Usage:
- *   bench_flow [--threads T] [--blocks K] [--hidden H] [--seconds S] [--galaxies G] [--nsamp N]
- * Weights are the random initialisation: timings do not depend on them
- * (no data-dependent branches), except the rejection rate, which is off
- * here (no box). */
+/* Flow benchmarks (issue 4 "Performance"): training throughput for batch
+ * 50 and 512, evaluation throughput of log q, and time to draw 10,000
+ * samples for one galaxy and per galaxy in a batch, at D = C = 11, for
+ * either flow family:
+ *   maf (default): SEDflow's configuration, K=15 blocks, H=500, 20 galaxies;
+ *   nsf: the conditional rational-quadratic spline flow, K=8 coupling
+ *        layers, H=128, 8 bins, tail bound 3, 100 galaxies (the reason for
+ *        this family: one closed-form inverse per coupling layer).
+ * Wall and per-CPU-second rates (the machine is shared).  Usage:
+ *   bench_flow [--flow maf|nsf] [--threads T] [--blocks K] [--hidden H] [--bins N] [--tail B]
+ *              [--seconds S] [--galaxies G] [--nsamp N]
+ * (--bins and --tail: NSF only.)  Weights are the random initialisation:
+ * timings do not depend on them (no data-dependent branches), except the
+ * rejection rate, which is off here (no box). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,25 +67,42 @@ static void train_rate(sf_flow *f, sf_flow_data *d, size_t batch, int nt, double
 
 int main(int argc, char **argv)
 {
-    int nt = 2, K = 15, H = 500, G = 20;
-    double seconds = 10;
+    const char *flow = "maf";
+    int nt = 2, K = 0, H = 0, G = -1, bins = 8; /* K, H, G: 0 / -1 = the family's default */
+    double seconds = 10, tail = 3.0;
     size_t nsamp = 10000;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--threads")) nt = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--flow")) flow = argv[i + 1];
+        else if (!strcmp(argv[i], "--threads")) nt = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--blocks")) K = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--hidden")) H = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--galaxies")) G = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--nsamp")) nsamp = (size_t)atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--bins")) bins = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--tail")) tail = atof(argv[i + 1]);
     }
+    const int nsf = !strcmp(flow, "nsf");
+    if (!nsf && strcmp(flow, "maf")) {
+        printf("--flow '%s' unknown (available: maf, nsf)\n", flow);
+        return 1;
+    }
+    if (K <= 0) K = nsf ? 8 : 15;
+    if (H <= 0) H = nsf ? 128 : 500;
+    if (G < 0) G = nsf ? 100 : 20;
     const int D = 11, C = 11;
-    sf_flow_config cfg = {SF_FLOW_MAF, D, C, K, H, 1};
+    sf_flow_config cfg = {nsf ? SF_FLOW_NSF : SF_FLOW_MAF, D, C, K, H, 1};
+    sf_flow_nsf_config nc = {bins, tail};
     sf_flow *f = NULL;
-    if (sf_flow_alloc(&cfg, &f)) {
+    if (nsf ? sf_flow_alloc_nsf(&cfg, &nc, &f) : sf_flow_alloc(&cfg, &f)) {
         printf("alloc: %s\n", sf_last_error());
         return 1;
     }
-    printf("# bench_flow: MAF K=%d H=%d D=%d C=%d, %zu parameters, %d threads\n", K, H, D, C, sf_flow_n_params(f), nt);
+    if (nsf)
+        printf("# bench_flow: NSF K=%d H=%d bins=%d tail %g D=%d C=%d, %zu parameters, %d threads\n", K, H, bins, tail, D,
+               C, sf_flow_n_params(f), nt);
+    else
+        printf("# bench_flow: MAF K=%d H=%d D=%d C=%d, %zu parameters, %d threads\n", K, H, D, C, sf_flow_n_params(f), nt);
     const size_t n = 20000;
     sf_flow_data d;
     memset(&d, 0, sizeof d);
