@@ -21,7 +21,7 @@
 
 static const double band_wave_A[SF_NBANDS] = {3551, 4686, 6166, 7480, 8932}; /* SDSS effective wavelengths */
 
-static void help(void)
+static void help(const cli_mcmc *ma)
 {
     printf("usage: sedflow compare --model M.h5 --catalog FILE (--ids ID,... | --rows I,...) [options]\n\n"
            "Run ANPE (samples of the flow) and MCMC (the likelihood of paper eq. 1 with the same\n"
@@ -36,36 +36,14 @@ static void help(void)
            "  --catalog FILE       catalog (docs/CATALOG.md); --columns SPEC for CSV/HDF5 names\n"
            "  --ids ID,...         galaxy ids (or --rows I,... for 0-based rows)\n"
            "  --nsamples L         ANPE samples per galaxy (default 10000)\n"
-           "  --walkers N, --iterations N, --burn N, --thin N, --move M, --start S, --n-start N\n"
-           "                       MCMC settings as in 'sedflow mcmc' (defaults 30, 10000, 2000,\n"
-           "                       1, slice, prior); --start anpe starts the walkers at ANPE samples\n"
            "  --seed S             random seed (default 1)\n"
            "  --out PREFIX         PREFIX.csv, PREFIX_corner.png, PREFIX_sed.png, PREFIX_mcmc.h5\n"
            "  --plot-id ID         galaxy of the figures (default: the first)\n"
            "  --threads T          threads (default: all)\n"
            "  --data DIR           prepared data folder\n"
-           "  -h, --help           this help\n");
-}
-
-static int parse_list(const char *s, long long **out, size_t *n)
-{
-    size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
-    long long *v = malloc(sizeof(long long) * cap);
-    if (!v) return 1;
-    size_t k = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        v[k++] = strtoll(p, &end, 10);
-        if (end == p || (*end && *end != ',')) {
-            free(v);
-            return 1;
-        }
-        p = *end ? end + 1 : end;
-    }
-    *out = v, *n = k;
-    return 0;
+           "  -h, --help           this help\n\n"
+           "MCMC (as in 'sedflow mcmc'; --start anpe starts the walkers at ANPE samples):\n");
+    cli_mcmc_help(ma);
 }
 
 /* Observed fluxes with error bars and two model flux sets, by gnuplot. */
@@ -106,23 +84,26 @@ int cmd_compare(int argc, char **argv)
         {"model", required_argument, 0, 'm'},    {"catalog", required_argument, 0, 'c'},
         {"ids", required_argument, 0, 'i'},      {"rows", required_argument, 0, 'r'},
         {"columns", required_argument, 0, 'C'},  {"nsamples", required_argument, 0, 'L'},
-        {"walkers", required_argument, 0, 'w'},  {"iterations", required_argument, 0, 'n'},
-        {"burn", required_argument, 0, 'b'},     {"thin", required_argument, 0, 't'},
-        {"move", required_argument, 0, 'M'},     {"start", required_argument, 0, 'S'},
-        {"n-start", required_argument, 0, 'N'},  {"seed", required_argument, 0, 's'},
+        CLI_MCMC_OPTIONS("", "iterations"),      {"seed", required_argument, 0, 's'},
         {"out", required_argument, 0, 'o'},      {"plot-id", required_argument, 0, 'p'},
         {"threads", required_argument, 0, 'T'},  {"data", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     const char *model = NULL, *catalog = NULL, *ids_s = NULL, *rows_s = NULL, *columns = NULL, *out = NULL;
-    const char *data = cli_data_dir(), *start = "prior";
-    long L = 10000, walkers = 30, iters = 10000, burn = 2000, thin = 1, nstart = -1, seed = 1, threads = 0;
+    const char *data = cli_data_dir();
+    long L = 10000, seed = 1, threads = 0;
     long long plot_id = 0;
     int have_plot_id = 0;
     sf_sedpost_opts so;
     sf_sedpost_opts_default(&so);
+    cli_mcmc ma;
+    cli_mcmc_init(&ma, "", "iterations", 1);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_mcmc_is_option(c)) {
+            if (cli_mcmc_parse(&ma, cmd, c, optarg)) return 2;
+            continue;
+        }
         switch (c) {
         case 'm': model = optarg; break;
         case 'c': catalog = optarg; break;
@@ -130,18 +111,6 @@ int cmd_compare(int argc, char **argv)
         case 'r': rows_s = optarg; break;
         case 'C': columns = optarg; break;
         case 'L': if (cli_parse_long(cmd, "--nsamples", optarg, &L)) return 2; break;
-        case 'w': if (cli_parse_long(cmd, "--walkers", optarg, &walkers)) return 2; break;
-        case 'n': if (cli_parse_long(cmd, "--iterations", optarg, &iters)) return 2; break;
-        case 'b': if (cli_parse_long(cmd, "--burn", optarg, &burn)) return 2; break;
-        case 't': if (cli_parse_long(cmd, "--thin", optarg, &thin)) return 2; break;
-        case 'M':
-            if (!strcmp(optarg, "slice")) so.mcmc.move = SF_MCMC_SLICE_DIFFERENTIAL;
-            else if (!strcmp(optarg, "gaussian")) so.mcmc.move = SF_MCMC_SLICE_GAUSSIAN;
-            else if (!strcmp(optarg, "stretch")) so.mcmc.move = SF_MCMC_STRETCH;
-            else return cli_usage_error(cmd, "--move must be slice, gaussian or stretch");
-            break;
-        case 'S': start = optarg; break;
-        case 'N': if (cli_parse_long(cmd, "--n-start", optarg, &nstart)) return 2; break;
         case 's': if (cli_parse_long(cmd, "--seed", optarg, &seed)) return 2; break;
         case 'o': out = optarg; break;
         case 'p': {
@@ -152,26 +121,23 @@ int cmd_compare(int argc, char **argv)
         }
         case 'T': if (cli_parse_long(cmd, "--threads", optarg, &threads)) return 2; break;
         case 'd': data = optarg; break;
-        case 'h': help(); return 0;
+        case 'h': help(&ma); return 0;
         default: return cli_usage_error(cmd, "unknown option");
         }
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!model || !catalog || !!ids_s == !!rows_s)
         return cli_usage_error(cmd, "--model, --catalog and one of --ids / --rows are required");
-    if (walkers < 2 * SF_NU || walkers % 2) return cli_usage_error(cmd, "--walkers must be even and >= %d", 2 * SF_NU);
-    if (burn < 0 || iters <= burn || thin < 1 || (iters - burn) / thin < 2 || L < 2 || threads < 0)
-        return cli_usage_error(cmd, "need 0 <= --burn < --iterations, >= 2 kept steps, --nsamples >= 2");
-    int start_kind = !strcmp(start, "prior") ? 0 : !strcmp(start, "best") ? 1 : !strcmp(start, "anpe") ? 2 : -1;
-    if (start_kind < 0) return cli_usage_error(cmd, "--start must be prior, best or anpe");
+    if (cli_mcmc_finish(&ma, cmd, 2, &so)) return 2;
+    if (L < 2 || threads < 0) return cli_usage_error(cmd, "need --nsamples >= 2 and --threads >= 0");
+    const long walkers = ma.walkers, iters = ma.iters, thin = ma.thin;
+    const int start_kind = (int)ma.start;
     if (start_kind == 2 && L < walkers) return cli_usage_error(cmd, "--start anpe needs --nsamples >= --walkers");
-    so.mcmc.nwalkers = (size_t)walkers, so.mcmc.nburn = (size_t)burn, so.mcmc.niter = (size_t)(iters - burn);
-    so.mcmc.thin = (size_t)thin, so.mcmc.seed = (uint64_t)seed;
-    so.n_start = start_kind == 1 ? (size_t)(nstart > 0 ? nstart : 100 * walkers) : 0;
+    so.mcmc.seed = (uint64_t)seed;
 
     long long *sel = NULL;
     size_t G = 0;
-    if (parse_list(ids_s ? ids_s : rows_s, &sel, &G))
+    if (cli_parse_id_list(ids_s ? ids_s : rows_s, &sel, &G))
         return cli_usage_error(cmd, "%s must be a comma-separated list of integers", ids_s ? "--ids" : "--rows");
     sf_catalog_options copt;
     sf_catalog_options_default(&copt);
@@ -202,27 +168,18 @@ int cmd_compare(int argc, char **argv)
     if (!st && (sf_flow_get_config(f)->D != SF_NU || sf_flow_get_config(f)->C != 11))
         st = SF_ERROR(SF_EINVAL, "%s is not an SED flow (D = 11, C = 11)", model);
     if (!st) st = sf_model_load(data, &m);
+    size_t *rows = st ? NULL : malloc(sizeof(size_t) * G);
+    if (!st && !rows) st = SF_ERROR(SF_ENOMEM, "out of memory");
+    if (!st) st = cli_catalog_rows(cat, sel, G, rows_s != NULL, rows);
     for (size_t k = 0; !st && k < G; k++) {
-        size_t row = (size_t)-1;
-        if (rows_s) {
-            if (sel[k] >= 0 && (size_t)sel[k] < cat->n) row = (size_t)sel[k];
-        } else {
-            for (size_t i = 0; i < cat->n; i++)
-                if (cat->id[i] == sel[k]) {
-                    row = i;
-                    break;
-                }
-        }
-        if (row == (size_t)-1) {
-            st = SF_ERROR(SF_EINVAL, "%s %lld not in the catalog", rows_s ? "row" : "id", sel[k]);
-            break;
-        }
+        size_t row = rows[k];
         ids[k] = cat->id[row], gz[k] = cat->z[row];
         memcpy(gflux + k * SF_NBANDS, cat->flux_nmgy + row * SF_NBANDS, sizeof(double) * SF_NBANDS);
         memcpy(givar + k * SF_NBANDS, cat->ivar_nmgy2 + row * SF_NBANDS, sizeof(double) * SF_NBANDS);
         st = sf_sedpost_flow_x(gflux + k * SF_NBANDS, givar + k * SF_NBANDS, gz[k], gx + k * 11);
         if (st) st = SF_ERROR(st, "galaxy %lld cannot be given to the flow: %s", ids[k], sf_last_error());
     }
+    free(rows);
     /* ANPE */
     double t0 = cli_now();
     for (size_t k = 0; !st && k < G; k++) {

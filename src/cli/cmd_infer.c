@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <omp.h>
 
@@ -17,7 +18,7 @@
 
 static const char *CMD = "infer";
 
-static void help(void)
+static void help(const cli_mcmc *ma)
 {
     printf("usage: sedflow infer [--model M.h5] [--catalog FILE [FILE...]] --out OUT.h5 [options]\n"
            "       sedflow infer --model M.h5 --add-support TRAIN.h5 [--quantile Q]\n\n"
@@ -65,7 +66,23 @@ static void help(void)
            "                     simulation file (sedflow simulate) and store them as /support in --model,\n"
            "                     then exit\n"
            "  --quantile Q       colour quantile for --add-support (default 0.001)\n"
-           "  -h, --help         this help\n\n"
+           "  -h, --help         this help\n\n");
+    printf("MCMC fallback (SEDflow sec. 5: galaxies outside the training support are fitted by MCMC):\n"
+           "  --mcmc-fallback    after the flow pass, run MCMC on the flux likelihood (paper eq. 1, the\n"
+           "                     same prior box; as 'sedflow mcmc') for every galaxy flagged as outside\n"
+           "                     the training support (z outside the trained range, sigma outlier, colour,\n"
+           "                     leakage, too few flow samples) or with a flux <= 0, whose 5 fluxes and\n"
+           "                     ivars are finite with ivar > 0 and 0 < z <= 0.6. Their samples\n"
+           "                     (--nsamples draws, evenly thinned from the kept chain) replace the\n"
+           "                     flow's; sedflow = False, mcmc = True, flag bits 14 (MCMC) and 15 (not\n"
+           "                     converged), diagnostics in mcmc_* datasets. COST: ~10-30 CPU-minutes per\n"
+           "                     such galaxy at the default (paper) settings: 30 walkers x 10,000\n"
+           "                     iterations, ~6 model evaluations per walker-iteration at ~0.4-1 ms\n"
+           "  --mcmc-pool G      galaxies sampled together, their model evaluations pooled into one\n"
+           "                     batch (default 16); also the checkpoint unit for --resume. The chains\n"
+           "                     depend on G (rounding of batched model calls), not on --threads\n");
+    cli_mcmc_help(ma);
+    printf("\n"
            "Output quantities (samples/<q>, n_galaxies x n_samples float32; summary/<q>: p16, p50, p84):\n"
            "  logmstar [log10 Msun formed] (= log_mstar), beta1..beta4, fburst, tburst [Gyr], gamma1,\n"
            "  gamma2, tau_bc, tau_ism, n_dust, log_sfr_1gyr [log10 Msun/yr], log_z_mw [log10 Z],\n"
@@ -124,6 +141,79 @@ static void print_report(const char *out, const sf_catalog *cat, size_t nfiles, 
     printf("  wrote %s%s%s\n", out, fits ? " and " : "", fits ? fits : "");
 }
 
+/* What the MCMC fallback did in this run. */
+typedef struct {
+    int listed;               /* the list of fallback galaxies was made */
+    size_t n, done;           /* listed, finished (all runs) */
+    size_t n_run, n_conv, n_fail; /* in this run: galaxies, converged chains, failures */
+    unsigned long long n_eval;
+    double evals_per_step_sum, wall, cpu; /* [s] */
+} mcmc_stats;
+
+/* The MCMC fallback after a finished flow pass: groups of the pool size in
+ * list order, each written (and flushed) before the next starts. */
+static sf_status run_fallback(const sf_infer *p, const char *data, const sf_infer_mcmc_options *mo, const sf_catalog *cat,
+                              sf_infer_file *f, size_t stop_after, size_t *n_run, mcmc_stats *ms)
+{
+    size_t *rows = NULL, n = 0, done = 0;
+    uint32_t *flags = NULL;
+    char *reasons = NULL;
+    sf_infer_mcmc *fb = NULL;
+    sf_infer_block *blk = NULL;
+    sf_infer_mcmc_diag *diag = NULL;
+    sf_status st = sf_infer_file_mcmc_list(f, cat, &rows, &flags, &reasons, &n, &done);
+    ms->listed = !st;
+    ms->n = n, ms->done = done;
+    if (!st && done < n) {
+        st = sf_infer_mcmc_alloc(p, data, mo, &fb);
+        if (!st) st = sf_infer_block_alloc(p, mo->pool, &blk);
+        diag = calloc(mo->pool, sizeof *diag);
+        if (!st && !diag) st = SF_ERROR(SF_ENOMEM, "out of memory");
+    }
+    if (!st && done < n) {
+        const sf_mcmc_opts *so = &mo->sampler.mcmc;
+        fprintf(stderr, "sedflow infer: MCMC fallback for %zu galaxies (%zu done before): %zu walkers x %zu iterations "
+                "(%zu burn-in), %s, groups of %zu\n", n, done, so->nwalkers, so->nburn + so->niter, so->nburn,
+                cli_mcmc_move_name(so->move), mo->pool);
+        cli_progress pr;
+        cli_progress_start(&pr, "mcmc", n);
+        cli_progress_update(&pr, done);
+        double t0 = cli_now();
+        clock_t c0 = clock();
+        while (!st && done < n && (stop_after == 0 || *n_run < stop_after)) {
+            size_t ng = n - done < mo->pool ? n - done : mo->pool;
+            st = sf_infer_mcmc_run(fb, cat, rows + done, ng, flags + done, reasons + done * SF_INFER_REASON_LEN, blk, diag);
+            if (!st) st = sf_infer_file_write_mcmc(f, rows + done, ng, blk, diag, done + ng);
+            if (st) break;
+            for (size_t k = 0; k < ng; k++) {
+                if (diag[k].status) {
+                    ms->n_fail++;
+                    continue;
+                }
+                ms->n_conv += diag[k].converged != 0;
+                ms->n_eval += (unsigned long long)diag[k].n_eval;
+                ms->evals_per_step_sum += diag[k].evals_per_step;
+            }
+            done += ng;
+            *n_run += ng;
+            ms->n_run += ng;
+            cli_progress_update(&pr, done);
+        }
+        ms->wall = cli_now() - t0;
+        ms->cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+        sf_status s2 = sf_infer_file_add_mcmc_seconds(f, ms->wall);
+        if (!st) st = s2;
+    }
+    ms->done = done;
+    free(diag);
+    sf_infer_block_free(blk);
+    sf_infer_mcmc_free(fb);
+    free(rows);
+    free(flags);
+    free(reasons);
+    return st;
+}
+
 int cmd_infer(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -137,6 +227,8 @@ int cmd_infer(int argc, char **argv)
         {"data", required_argument, 0, 'd'},       {"block", required_argument, 0, 'B'},
         {"compression", required_argument, 0, 'z'}, {"stop-after", required_argument, 0, 'S'},
         {"add-support", required_argument, 0, 'A'}, {"quantile", required_argument, 0, 'q'},
+        {"mcmc-fallback", no_argument, 0, 'M'},    {"mcmc-pool", required_argument, 0, 'P'},
+        CLI_MCMC_OPTIONS("mcmc-", "iter"),
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     sf_infer_options io;
     sf_infer_options_default(&io);
@@ -149,13 +241,21 @@ int cmd_infer(int argc, char **argv)
     const char *out = NULL, *fits = NULL, *data = cli_data_dir(), *support_sim = NULL;
     long block = 64, level = 1, stop_after = 0, v;
     double dv, quantile = 0.001;
-    int resume = 0;
+    int resume = 0, fallback = 0, mcmc_opts = 0;
+    long pool = 16;
+    cli_mcmc ma;
+    cli_mcmc_init(&ma, "mcmc-", "iter", 0);
     const char **files = calloc((size_t)argc + 1, sizeof *files);
     if (!files) return cli_fail(CMD, SF_ERROR(SF_ENOMEM, "arguments"));
     size_t nfiles = 0;
     int c, rc = 0;
     optind = 1;
     while (!rc && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_mcmc_is_option(c)) {
+            rc = cli_mcmc_parse(&ma, CMD, c, optarg);
+            mcmc_opts = 1;
+            continue;
+        }
         switch (c) {
         case 'm': snprintf(model, sizeof model, "%s", optarg); break;
         case 'c': files[nfiles++] = optarg; break;
@@ -212,7 +312,13 @@ int cmd_infer(int argc, char **argv)
             if (cli_parse_double(CMD, "--quantile", optarg, &quantile)) rc = 2;
             else if (!(quantile > 0 && quantile < 1)) rc = cli_usage_error(CMD, "--quantile must be in (0, 1)");
             break;
-        case 'h': help(); free(files); return 0;
+        case 'M': fallback = 1; break;
+        case 'P':
+            mcmc_opts = 1;
+            if (cli_parse_long(CMD, "--mcmc-pool", optarg, &pool)) rc = 2;
+            else if (pool < 1) rc = cli_usage_error(CMD, "--mcmc-pool must be >= 1");
+            break;
+        case 'h': help(&ma); free(files); return 0;
         default: rc = cli_usage_error(CMD, "unknown option");
         }
     }
@@ -233,6 +339,17 @@ int cmd_infer(int argc, char **argv)
         free(files);
         return cli_usage_error(CMD, "--max-proposals must be >= --nsamples");
     }
+    sf_infer_mcmc_options mo;
+    sf_infer_mcmc_options_default(&mo);
+    if (mcmc_opts && !fallback) {
+        free(files);
+        return cli_usage_error(CMD, "the --mcmc-* options need --mcmc-fallback");
+    }
+    if (fallback && cli_mcmc_finish(&ma, CMD, 1, &mo.sampler)) {
+        free(files);
+        return 2;
+    }
+    mo.pool = (size_t)pool;
     if (!file_exists(model)) {
         free(files);
         return cli_fail(CMD, SF_ERROR(SF_EIO, "model file '%s' not found (train one with 'sedflow train', or give "
@@ -275,12 +392,12 @@ int cmd_infer(int argc, char **argv)
         fprintf(stderr, "sedflow infer: %zu galaxies from %zu %s file%s; model %s; support: %s\n", cat->n, nfiles,
                 sf_catalog_format_name(cat->format), nfiles == 1 ? "" : "s", model, sf_infer_get_support(p)->source);
         if (resume && file_exists(tmp)) {
-            st = sf_infer_file_resume(tmp, p, cat, &next, &f);
+            st = sf_infer_file_resume(tmp, p, cat, fallback ? &mo : NULL, &next, &f);
             if (!st) fprintf(stderr, "sedflow infer: resuming %s at galaxy %zu of %zu\n", tmp, next, cat->n);
         } else {
             if (resume) fprintf(stderr, "sedflow infer: --resume: no %s, starting a new run\n", tmp);
             sf_infer_file_info info = {model, catlist, noise, data, sf_catalog_format_name(cat->format), (size_t)block,
-                                       (int)level};
+                                       (int)level, fallback ? &mo : NULL};
             st = sf_infer_file_create(tmp, p, cat, in, &info, &f);
         }
     }
@@ -303,7 +420,11 @@ int cmd_infer(int argc, char **argv)
         }
         seconds = cli_now() - t0;
     }
-    int complete = !st && f && next == cat->n;
+    mcmc_stats ms;
+    memset(&ms, 0, sizeof ms);
+    if (!st && fallback && next == cat->n && (stop_after == 0 || n_run < (size_t)stop_after))
+        st = run_fallback(p, data, &mo, cat, f, (size_t)stop_after, &n_run, &ms);
+    int complete = !st && f && next == cat->n && (!fallback || (ms.listed && ms.done == ms.n));
     if (f) {
         sf_status s2 = sf_infer_file_close(f, complete, seconds);
         if (!st) st = s2;
@@ -318,10 +439,22 @@ int cmd_infer(int argc, char **argv)
         st = sf_infer_file_report(complete ? out : tmp, &rep);
         if (st) rc = cli_fail(CMD, st);
         else {
-            print_report(complete ? out : tmp, cat, nfiles, &rep, n_run, seconds, nthreads, complete ? fits : NULL);
+            print_report(complete ? out : tmp, cat, nfiles, &rep, n_run - ms.n_run, seconds, nthreads, complete ? fits : NULL);
+            if (fallback) {
+                if (rep.mcmc_n >= 0)
+                    printf("  MCMC fallback: %lld galaxies listed, %lld done; %zu with MCMC samples, %zu of them "
+                           "converged (>= 50 tau, R-hat < 1.05)\n", rep.mcmc_n, rep.mcmc_done, rep.n_mcmc,
+                           rep.n_mcmc_converged);
+                if (ms.n_run)
+                    printf("  MCMC time: %.1f s wall, %.1f CPU-s for %zu galaxies in this run: %.1f CPU-s per galaxy; "
+                           "%.3g model evaluations, %.2f per walker-iteration, %.3f CPU-ms per evaluation%s\n",
+                           ms.wall, ms.cpu, ms.n_run, ms.cpu / (double)ms.n_run, (double)ms.n_eval,
+                           ms.n_run > ms.n_fail ? ms.evals_per_step_sum / (double)(ms.n_run - ms.n_fail) : 0.0,
+                           ms.n_eval ? 1e3 * ms.cpu / (double)ms.n_eval : 0.0, ms.n_fail ? "; SOME FAILED (flag 16)" : "");
+            }
             if (!complete)
-                printf("  stopped after %zu galaxies (--stop-after): %zu of %zu done; continue with --resume\n", n_run,
-                       next, cat->n);
+                printf("  stopped after %zu galaxies (--stop-after): %zu of %zu done%s; continue with --resume\n", n_run,
+                       next, cat->n, fallback && next == cat->n ? " (MCMC fallback unfinished)" : "");
         }
     }
     sf_infer_block_free(blk);

@@ -15,7 +15,7 @@
 #include "sedflow/rng.h"
 #include "sedflow/sedpost.h"
 
-static void help(void)
+static void help(const cli_mcmc *ma)
 {
     printf("usage: sedflow mcmc (--flux F --ivar V --z Z | --catalog FILE --ids ID,...) [options]\n\n"
            "Sample the posterior of the 11 sampling-space SED parameters of a galaxy:\n"
@@ -33,23 +33,10 @@ static void help(void)
            "  --ids ID,...          ... and the ids of the galaxies to sample (or --rows)\n"
            "  --rows I,...          0-based catalog rows instead of ids\n"
            "  --columns SPEC        column names of CSV/HDF5 catalogs (key=name,...)\n\n"
-           "sampler:\n"
-           "  --move M              slice (ensemble slice sampler, differential move; default),\n"
-           "                        gaussian (slice, Gaussian move) or stretch (Goodman & Weare)\n"
-           "  --walkers N           walkers (even, >= 22; default 30 as the paper)\n"
-           "  --iterations N        iterations in all, burn-in included (default 10000 as the\n"
-           "                        paper). COST: ~6 model evaluations per walker and iteration\n"
-           "                        for the slice moves (1 for stretch) at 0.5-1 ms each, so the\n"
-           "                        paper's 30 x 10,000 takes ~15-30 CPU minutes per galaxy\n"
-           "  --burn N              burn-in iterations, not kept (default 2000)\n"
-           "  --thin N              keep every N-th iteration (default 1)\n"
-           "  --seed S              random seed (default 1); galaxy k uses seed mix(S, k)\n"
-           "  --start S             prior (default: walkers at prior draws), best (the walkers\n"
-           "                        at the highest-posterior of --n-start prior draws), or anpe\n"
-           "                        (draws from the flow of --model)\n"
-           "  --n-start N           prior draws for --start best (default 100 x walkers)\n"
-           "  --model M             flow model file for --start anpe\n"
-           "  --prior P             sedflow (default) or dirichlet\n\n"
+           "sampler:\n");
+    cli_mcmc_help(ma);
+    printf("  --seed S              random seed (default 1); galaxy k uses seed mix(S, k)\n"
+           "  --model M             flow model file for --start anpe (implies it)\n\n"
            "run:\n"
            "  --out FILE.h5         write chains, derived properties and diagnostics\n"
            "  --threads T           threads for the model evaluations (default: all)\n"
@@ -59,28 +46,6 @@ static void help(void)
            "  -h, --help            this help\n");
 }
 
-/* Parse "a,b,c" of integers into a new array. */
-static int parse_list(const char *s, long long **out, size_t *n)
-{
-    size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
-    long long *v = malloc(sizeof(long long) * cap);
-    if (!v) return 1;
-    size_t k = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        v[k++] = strtoll(p, &end, 10);
-        if (end == p || (*end && *end != ',')) {
-            free(v);
-            return 1;
-        }
-        p = *end ? end + 1 : end;
-    }
-    *out = v, *n = k;
-    return 0;
-}
-
 int cmd_mcmc(int argc, char **argv)
 {
     const char *cmd = "mcmc";
@@ -88,25 +53,28 @@ int cmd_mcmc(int argc, char **argv)
         {"flux", required_argument, 0, 'f'},     {"ivar", required_argument, 0, 'v'},
         {"z", required_argument, 0, 'z'},        {"catalog", required_argument, 0, 'c'},
         {"ids", required_argument, 0, 'i'},      {"rows", required_argument, 0, 'r'},
-        {"columns", required_argument, 0, 'C'},  {"move", required_argument, 0, 'M'},
-        {"walkers", required_argument, 0, 'w'},  {"iterations", required_argument, 0, 'n'},
-        {"burn", required_argument, 0, 'b'},     {"thin", required_argument, 0, 't'},
-        {"seed", required_argument, 0, 's'},     {"start", required_argument, 0, 'S'},
-        {"n-start", required_argument, 0, 'N'},  {"model", required_argument, 0, 'm'},
-        {"prior", required_argument, 0, 'p'},    {"out", required_argument, 0, 'o'},
+        {"columns", required_argument, 0, 'C'},  CLI_MCMC_OPTIONS("", "iterations"),
+        {"seed", required_argument, 0, 's'},     {"model", required_argument, 0, 'm'},
+        {"out", required_argument, 0, 'o'},
         {"threads", required_argument, 0, 'T'},  {"concurrent", required_argument, 0, 'K'},
         {"data", required_argument, 0, 'd'},     {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     double flux[SF_NBANDS], ivar[SF_NBANDS], z = NAN;
     int have_flux = 0, have_ivar = 0;
     const char *catalog = NULL, *ids_s = NULL, *rows_s = NULL, *columns = NULL, *model = NULL, *out = NULL;
-    const char *data = cli_data_dir(), *start = "prior";
-    long walkers = 30, iters = 10000, burn = 2000, thin = 1, seed = 1, nstart = -1, threads = 0, conc = 32;
+    const char *data = cli_data_dir();
+    long seed = 1, threads = 0, conc = 32;
     sf_sedpost_opts so;
     sf_sedpost_opts_default(&so);
+    cli_mcmc ma;
+    cli_mcmc_init(&ma, "", "iterations", 1);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (cli_mcmc_is_option(c)) {
+            if (cli_mcmc_parse(&ma, cmd, c, optarg)) return 2;
+            continue;
+        }
         switch (c) {
         case 'f': if (cli_parse_doubles(cmd, "--flux", optarg, flux, SF_NBANDS)) return 2; have_flux = 1; break;
         case 'v': if (cli_parse_doubles(cmd, "--ivar", optarg, ivar, SF_NBANDS)) return 2; have_ivar = 1; break;
@@ -115,26 +83,13 @@ int cmd_mcmc(int argc, char **argv)
         case 'i': ids_s = optarg; break;
         case 'r': rows_s = optarg; break;
         case 'C': columns = optarg; break;
-        case 'M':
-            if (!strcmp(optarg, "slice")) so.mcmc.move = SF_MCMC_SLICE_DIFFERENTIAL;
-            else if (!strcmp(optarg, "gaussian")) so.mcmc.move = SF_MCMC_SLICE_GAUSSIAN;
-            else if (!strcmp(optarg, "stretch")) so.mcmc.move = SF_MCMC_STRETCH;
-            else return cli_usage_error(cmd, "--move must be slice, gaussian or stretch");
-            break;
-        case 'w': if (cli_parse_long(cmd, "--walkers", optarg, &walkers)) return 2; break;
-        case 'n': if (cli_parse_long(cmd, "--iterations", optarg, &iters)) return 2; break;
-        case 'b': if (cli_parse_long(cmd, "--burn", optarg, &burn)) return 2; break;
-        case 't': if (cli_parse_long(cmd, "--thin", optarg, &thin)) return 2; break;
         case 's': if (cli_parse_long(cmd, "--seed", optarg, &seed)) return 2; break;
-        case 'S': start = optarg; break;
-        case 'N': if (cli_parse_long(cmd, "--n-start", optarg, &nstart)) return 2; break;
         case 'm': model = optarg; break;
-        case 'p': if (sf_prior_parse(optarg, &so.prior)) return cli_usage_error(cmd, "%s", sf_last_error()); break;
         case 'o': out = optarg; break;
         case 'T': if (cli_parse_long(cmd, "--threads", optarg, &threads)) return 2; break;
         case 'K': if (cli_parse_long(cmd, "--concurrent", optarg, &conc)) return 2; break;
         case 'd': data = optarg; break;
-        case 'h': help(); return 0;
+        case 'h': help(&ma); return 0;
         default: return cli_usage_error(cmd, "unknown option");
         }
     }
@@ -144,20 +99,13 @@ int cmd_mcmc(int argc, char **argv)
     if (single && !(have_flux && have_ivar && !isnan(z))) return cli_usage_error(cmd, "--flux, --ivar and --z go together");
     if (!single && !catalog) return cli_usage_error(cmd, "give a galaxy (--flux, --ivar, --z) or --catalog with --ids");
     if (catalog && !!ids_s == !!rows_s) return cli_usage_error(cmd, "--catalog needs exactly one of --ids and --rows");
-    if (walkers < 2 * SF_NU || walkers % 2) return cli_usage_error(cmd, "--walkers must be even and >= %d", 2 * SF_NU);
-    if (burn < 0 || iters <= burn || thin < 1 || (iters - burn) / thin < 1)
-        return cli_usage_error(cmd, "need 0 <= --burn < --iterations and --thin >= 1 leaving >= 1 kept step");
+    if (cli_mcmc_finish(&ma, cmd, 1, &so)) return 2;
     if (threads < 0 || conc < 1) return cli_usage_error(cmd, "--threads must be >= 0 and --concurrent >= 1");
-    int start_kind = !strcmp(start, "prior") ? 0 : !strcmp(start, "best") ? 1 : !strcmp(start, "anpe") ? 2 : -1;
-    if (start_kind < 0) return cli_usage_error(cmd, "--start must be prior, best or anpe");
-    if (start_kind == 2 && !model) return cli_usage_error(cmd, "--start anpe needs --model");
-    if (model && start_kind != 2) start_kind = 2;
-    so.mcmc.nwalkers = (size_t)walkers;
-    so.mcmc.nburn = (size_t)burn;
-    so.mcmc.niter = (size_t)(iters - burn);
-    so.mcmc.thin = (size_t)thin;
+    if (ma.start == CLI_MCMC_START_ANPE && !model) return cli_usage_error(cmd, "--start anpe needs --model");
+    int start_kind = model ? 2 : (int)ma.start;
     so.mcmc.seed = (uint64_t)seed;
-    so.n_start = start_kind == 1 ? (size_t)(nstart > 0 ? nstart : 100 * walkers) : 0;
+    const long walkers = ma.walkers, iters = ma.iters, burn = ma.burn, thin = ma.thin;
+    const char *start = start_kind == 2 ? "anpe" : start_kind == 1 ? "best" : "prior";
 
     /* galaxies */
     size_t G = 0;
@@ -172,7 +120,7 @@ int cmd_mcmc(int argc, char **argv)
         if (!gflux || !givar || !gz || !ids) st = SF_ERROR(SF_ENOMEM, "out of memory");
         else memcpy(gflux, flux, sizeof flux), memcpy(givar, ivar, sizeof ivar), gz[0] = z;
     } else {
-        if (parse_list(ids_s ? ids_s : rows_s, &sel, &nsel))
+        if (cli_parse_id_list(ids_s ? ids_s : rows_s, &sel, &nsel))
             return cli_usage_error(cmd, "%s must be a comma-separated list of integers", ids_s ? "--ids" : "--rows");
         sf_catalog_options copt;
         sf_catalog_options_default(&copt);
@@ -187,21 +135,11 @@ int cmd_mcmc(int argc, char **argv)
             gz = malloc(sizeof(double) * G), ids = malloc(sizeof(long long) * G);
             if (!gflux || !givar || !gz || !ids) st = SF_ERROR(SF_ENOMEM, "out of memory");
         }
+        size_t *rows = st ? NULL : malloc(sizeof(size_t) * (G ? G : 1));
+        if (!st && !rows) st = SF_ERROR(SF_ENOMEM, "out of memory");
+        if (!st) st = cli_catalog_rows(cat, sel, G, rows_s != NULL, rows);
         for (size_t k = 0; !st && k < G; k++) {
-            size_t row = (size_t)-1;
-            if (rows_s) {
-                if (sel[k] >= 0 && (size_t)sel[k] < cat->n) row = (size_t)sel[k];
-            } else {
-                for (size_t i = 0; i < cat->n; i++)
-                    if (cat->id[i] == sel[k]) {
-                        row = i;
-                        break;
-                    }
-            }
-            if (row == (size_t)-1) {
-                st = SF_ERROR(SF_EINVAL, "%s %lld not in the catalog (%zu rows)", rows_s ? "row" : "id", sel[k], cat->n);
-                break;
-            }
+            size_t row = rows[k];
             ids[k] = cat->id[row];
             gz[k] = cat->z[row];
             for (int b = 0; b < SF_NBANDS; b++) {
@@ -213,6 +151,7 @@ int cmd_mcmc(int argc, char **argv)
                                  sf_band_names[b], f, iv);
             }
         }
+        free(rows);
     }
     sf_model *m = NULL;
     sf_flow *flow = NULL;
@@ -250,8 +189,7 @@ int cmd_mcmc(int argc, char **argv)
                                      x0 ? x0 + k * so.mcmc.nwalkers * SF_NU : NULL,
                                      G == 1 ? (uint64_t)seed : sf_mix64((uint64_t)seed * 1000003ULL + k)};
     fprintf(stderr, "sedflow mcmc: %zu galaxies, %ld walkers x %ld iterations (%ld burn-in), move %s, start %s\n", G,
-            walkers, iters, burn, so.mcmc.move == SF_MCMC_STRETCH ? "stretch" : so.mcmc.move == SF_MCMC_SLICE_GAUSSIAN ? "slice-gaussian" : "slice-differential",
-            start);
+            walkers, iters, burn, cli_mcmc_move_name(so.mcmc.move), start);
     double t0 = cli_now();
     st = sf_sedpost_mcmc_many(m, G, gal, &so, (size_t)conc, (int)threads, chains, diag, gst);
     double dt = cli_now() - t0;

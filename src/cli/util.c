@@ -125,3 +125,145 @@ void cli_progress_update(cli_progress *p, size_t done)
     if (done >= p->total) fputc('\n', stderr);
     fflush(stderr);
 }
+
+int cli_parse_id_list(const char *s, long long **out, size_t *n)
+{
+    size_t cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == ',';
+    long long *v = malloc(sizeof(long long) * cap);
+    if (!v) return 1;
+    size_t k = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        v[k++] = strtoll(p, &end, 10);
+        if (errno || end == p || (*end && *end != ',')) {
+            free(v);
+            return 1;
+        }
+        p = *end ? end + 1 : end;
+    }
+    if (k == 0) {
+        free(v);
+        return 1;
+    }
+    *out = v, *n = k;
+    return 0;
+}
+
+sf_status cli_catalog_rows(const sf_catalog *cat, const long long *sel, size_t n, int by_row, size_t *rows)
+{
+    for (size_t k = 0; k < n; k++) {
+        size_t row = (size_t)-1;
+        if (by_row) {
+            if (sel[k] >= 0 && (size_t)sel[k] < cat->n) row = (size_t)sel[k];
+        } else {
+            for (size_t i = 0; i < cat->n; i++)
+                if (cat->id[i] == sel[k]) {
+                    row = i;
+                    break;
+                }
+        }
+        if (row == (size_t)-1)
+            return SF_ERROR(SF_EINVAL, "%s %lld not in the catalog (%zu rows)", by_row ? "row" : "id", sel[k], cat->n);
+        rows[k] = row;
+    }
+    return SF_OK;
+}
+
+/* ---- shared MCMC sampler options ---------------------------------------- */
+
+void cli_mcmc_init(cli_mcmc *a, const char *prefix, const char *iter_name, int allow_anpe)
+{
+    memset(a, 0, sizeof *a);
+    a->prefix = prefix;
+    a->iter_name = iter_name;
+    a->allow_anpe = allow_anpe;
+    a->walkers = 30;
+    a->iters = 10000;
+    a->burn = 2000;
+    a->thin = 1;
+    a->nstart = -1;
+    a->start = CLI_MCMC_START_PRIOR;
+    a->move = SF_MCMC_SLICE_DIFFERENTIAL;
+    a->prior = SF_PRIOR_SEDFLOW;
+}
+
+const char *cli_mcmc_move_name(sf_mcmc_move m)
+{
+    return m == SF_MCMC_STRETCH ? "stretch" : m == SF_MCMC_SLICE_GAUSSIAN ? "slice-gaussian" : "slice-differential";
+}
+
+int cli_mcmc_parse(cli_mcmc *a, const char *cmd, int c, const char *arg)
+{
+    char opt[96];
+    const char *nm = c == CLI_MCMC_MOVE ? "move" : c == CLI_MCMC_WALKERS ? "walkers" : c == CLI_MCMC_ITER ? a->iter_name
+                   : c == CLI_MCMC_BURN ? "burn" : c == CLI_MCMC_THIN ? "thin" : c == CLI_MCMC_START ? "start"
+                   : c == CLI_MCMC_NSTART ? "n-start" : "prior";
+    snprintf(opt, sizeof opt, "--%s%s", a->prefix, nm);
+    switch (c) {
+    case CLI_MCMC_MOVE:
+        if (!strcmp(arg, "slice")) a->move = SF_MCMC_SLICE_DIFFERENTIAL;
+        else if (!strcmp(arg, "gaussian")) a->move = SF_MCMC_SLICE_GAUSSIAN;
+        else if (!strcmp(arg, "stretch")) a->move = SF_MCMC_STRETCH;
+        else return cli_usage_error(cmd, "%s must be slice, gaussian or stretch", opt);
+        return 0;
+    case CLI_MCMC_WALKERS: return cli_parse_long(cmd, opt, arg, &a->walkers) ? 2 : 0;
+    case CLI_MCMC_ITER: return cli_parse_long(cmd, opt, arg, &a->iters) ? 2 : 0;
+    case CLI_MCMC_BURN: return cli_parse_long(cmd, opt, arg, &a->burn) ? 2 : 0;
+    case CLI_MCMC_THIN: return cli_parse_long(cmd, opt, arg, &a->thin) ? 2 : 0;
+    case CLI_MCMC_NSTART: return cli_parse_long(cmd, opt, arg, &a->nstart) ? 2 : 0;
+    case CLI_MCMC_START:
+        if (!strcmp(arg, "prior")) a->start = CLI_MCMC_START_PRIOR;
+        else if (!strcmp(arg, "best")) a->start = CLI_MCMC_START_BEST;
+        else if (!strcmp(arg, "anpe") && a->allow_anpe) a->start = CLI_MCMC_START_ANPE;
+        else return cli_usage_error(cmd, "%s must be prior or best%s", opt, a->allow_anpe ? " or anpe" : "");
+        return 0;
+    case CLI_MCMC_PRIOR:
+        if (sf_prior_parse(arg, &a->prior)) return cli_usage_error(cmd, "%s: %s", opt, sf_last_error());
+        return 0;
+    default: return cli_usage_error(cmd, "unknown MCMC option");
+    }
+}
+
+int cli_mcmc_finish(const cli_mcmc *a, const char *cmd, size_t min_kept, sf_sedpost_opts *so)
+{
+    const char *p = a->prefix;
+    if (a->walkers < 2 * SF_NU || a->walkers % 2)
+        return cli_usage_error(cmd, "--%swalkers must be even and >= %d", p, 2 * SF_NU);
+    if (a->burn < 0 || a->iters <= a->burn || a->thin < 1 || (size_t)((a->iters - a->burn) / a->thin) < min_kept)
+        return cli_usage_error(cmd, "need 0 <= --%sburn < --%s%s and --%sthin >= 1 leaving >= %zu kept step%s", p, p,
+                               a->iter_name, p, min_kept, min_kept == 1 ? "" : "s");
+    if (a->nstart == 0 || a->nstart < -1) return cli_usage_error(cmd, "--%sn-start must be >= 1", p);
+    so->mcmc.nwalkers = (size_t)a->walkers;
+    so->mcmc.nburn = (size_t)a->burn;
+    so->mcmc.niter = (size_t)(a->iters - a->burn);
+    so->mcmc.thin = (size_t)a->thin;
+    so->mcmc.move = a->move;
+    so->prior = a->prior;
+    so->n_start = a->start == CLI_MCMC_START_BEST ? (size_t)(a->nstart > 0 ? a->nstart : 100 * a->walkers) : 0;
+    return 0;
+}
+
+void cli_mcmc_help(const cli_mcmc *a)
+{
+    char o[64];
+    const char *p = a->prefix;
+#define OPT(name, arg) (snprintf(o, sizeof o, "--%s%s %s", p, name, arg), o)
+    printf("  %-21s slice (ensemble slice sampler, differential move, as zeus; default),\n"
+           "  %-21s gaussian (slice, Gaussian move) or stretch (Goodman & Weare)\n", OPT("move", "M"), "");
+    printf("  %-21s walkers (even, >= 22; default 30 as the paper)\n", OPT("walkers", "N"));
+    printf("  %-21s iterations in all, burn-in included (default 10000 as the paper).\n"
+           "  %-21s COST: ~6 model evaluations per walker and iteration for the slice moves\n"
+           "  %-21s (1 for stretch) at ~0.4-1 ms each, so the paper's 30 x 10,000 takes\n"
+           "  %-21s ~10-30 CPU minutes per galaxy\n", OPT(a->iter_name, "N"), "", "", "");
+    printf("  %-21s burn-in iterations, not kept (default 2000)\n", OPT("burn", "N"));
+    printf("  %-21s keep every N-th iteration after burn-in (default 1)\n", OPT("thin", "N"));
+    printf("  %-21s prior (default: walkers at prior draws, as zeus), best (the walkers at the\n"
+           "  %-21s highest-posterior of --%sn-start prior draws)%s\n", OPT("start", "S"), "", p,
+           a->allow_anpe ? ", or anpe (flow draws)" : "");
+    printf("  %-21s prior draws for --%sstart best (default 100 x walkers)\n", OPT("n-start", "N"), p);
+    printf("  %-21s sedflow (default: the uniform box) or dirichlet\n", OPT("prior", "P"));
+#undef OPT
+}

@@ -51,7 +51,10 @@ const char *sf_infer_flag_name(uint32_t bit)
     case SF_INFER_BLUE: return "colour bluer than the training set";
     case SF_INFER_LEAKAGE: return "low acceptance of in-prior samples (leakage)";
     case SF_INFER_FEW_SAMPLES: return "fewer samples than requested";
-    case SF_INFER_NOT_SAMPLED: return "not sampled";
+    case SF_INFER_NOT_SAMPLED: return "not sampled by the flow";
+    case SF_INFER_MCMC: return "posterior from the MCMC fallback";
+    case SF_INFER_MCMC_NOCONV: return "MCMC chain not converged";
+    case SF_INFER_MCMC_FAILED: return "MCMC fallback failed";
     default: return sf_catalog_flag_name(bit);
     }
 }
@@ -341,19 +344,16 @@ sf_status sf_infer_block_alloc(const sf_infer *p, size_t cap, sf_infer_block **o
     return SF_OK;
 }
 
-typedef struct {
-    double *u, *theta, *der, *tmp;
-} work;
-
-static void work_free(work *w)
+void sf_infer_work_free(sf_infer_work *w)
 {
     free(w->u);
     free(w->theta);
     free(w->der);
     free(w->tmp);
+    memset(w, 0, sizeof *w);
 }
 
-static int work_alloc(work *w, size_t N)
+int sf_infer_work_alloc(sf_infer_work *w, size_t N)
 {
     w->u = malloc(N * SF_NU * sizeof(double));
     w->theta = malloc(N * SF_NTHETA * sizeof(double));
@@ -363,30 +363,51 @@ static int work_alloc(work *w, size_t N)
 }
 
 /* Value of quantity q for sample k. */
-static inline double q_value(const work *w, int q, size_t k)
+static inline double q_value(const sf_infer_work *w, int q, size_t k)
 {
     if (q < SF_NTHETA) return w->theta[k * SF_NTHETA + q];
     double d = w->der[k * SF_NDERIVED + (q - SF_NTHETA)];
     return q < SF_NTHETA + 2 ? log10(d) : d;
 }
 
-static sf_status run_galaxy(const sf_infer *p, const sf_infer_input *in, size_t gi, size_t slot, sf_infer_block *b,
-                            work *w)
+sf_status sf_infer_store(const sf_infer *p, sf_infer_work *w, size_t nacc, double z, size_t slot, sf_infer_block *b)
 {
     const size_t N = p->opt.n_samples, cap = b->cap;
+    double *sum = b->summary + slot * SF_INFER_NQ * 3;
+    if (nacc > N) nacc = N;
+    if (nacc > 0) {
+        for (size_t k = 0; k < nacc; k++) sf_u_to_theta(w->u + k * SF_NU, w->theta + k * SF_NTHETA);
+        sf_status st = sf_infer_derived(p, nacc, w->theta, z, w->der);
+        if (st) return st;
+    }
+    static const double qs[3] = {0.16, 0.5, 0.84};
+    for (int q = 0; q < SF_INFER_NQ; q++) {
+        float *dst = b->samples + ((size_t)q * cap + slot) * N;
+        for (size_t k = 0; k < nacc; k++) {
+            double v = q_value(w, q, k);
+            dst[k] = (float)v;
+            w->tmp[k] = v;
+        }
+        for (size_t k = nacc; k < N; k++) dst[k] = NAN;
+        sf_infer_quantiles(w->tmp, nacc, qs, 3, sum + q * 3);
+    }
+    b->n_accepted[slot] = (long long)nacc;
+    return SF_OK;
+}
+
+static sf_status run_galaxy(const sf_infer *p, const sf_infer_input *in, size_t gi, size_t slot, sf_infer_block *b,
+                            sf_infer_work *w)
+{
+    const size_t N = p->opt.n_samples;
     uint32_t fl = in->flags[gi];
     char *r = b->reason + slot * SF_INFER_REASON_LEN;
     memcpy(r, in->reason + gi * SF_INFER_REASON_LEN, SF_INFER_REASON_LEN);
-    double *sum = b->summary + slot * SF_INFER_NQ * 3;
     size_t nacc = 0;
     double frac = NAN;
+    const double *x = in->x + gi * 11;
     if (in->sample[gi]) {
-        const double *x = in->x + gi * 11;
         sf_status st = sf_flow_sample(p->flow, 1, x, N, sf_infer_galaxy_seed(p->opt.seed, gi), p->lower, p->upper,
                                       p->opt.max_proposals, w->u, NULL, &nacc, &frac, 1);
-        if (st) return st;
-        for (size_t k = 0; k < nacc; k++) sf_u_to_theta(w->u + k * SF_NU, w->theta + k * SF_NTHETA);
-        st = sf_infer_derived(p, nacc, w->theta, x[10], w->der);
         if (st) return st;
         char t[160];
         if (frac < p->opt.min_acceptance) {
@@ -400,19 +421,9 @@ static sf_status run_galaxy(const sf_infer *p, const sf_infer_input *in, size_t 
             sf_infer_reason_add(r, t);
         }
     }
-    static const double qs[3] = {0.16, 0.5, 0.84};
-    for (int q = 0; q < SF_INFER_NQ; q++) {
-        float *dst = b->samples + ((size_t)q * cap + slot) * N;
-        for (size_t k = 0; k < nacc; k++) {
-            double v = q_value(w, q, k);
-            dst[k] = (float)v;
-            w->tmp[k] = v;
-        }
-        for (size_t k = nacc; k < N; k++) dst[k] = NAN;
-        sf_infer_quantiles(w->tmp, nacc, qs, 3, sum + q * 3);
-    }
+    sf_status st = sf_infer_store(p, w, nacc, x[10], slot, b);
+    if (st) return st;
     b->acceptance[slot] = frac;
-    b->n_accepted[slot] = (long long)nacc;
     b->flags[slot] = fl;
     return SF_OK;
 }
@@ -429,8 +440,8 @@ sf_status sf_infer_run_block(const sf_infer *p, const sf_infer_input *in, size_t
     char msg[1024] = "";
 #pragma omp parallel num_threads(nt)
     {
-        work w = {0};
-        int ok = work_alloc(&w, p->opt.n_samples) == 0;
+        sf_infer_work w = {0};
+        int ok = sf_infer_work_alloc(&w, p->opt.n_samples) == 0;
         if (!ok) {
 #pragma omp critical(sf_infer_err)
             if (!first) {
@@ -450,7 +461,7 @@ sf_status sf_infer_run_block(const sf_infer *p, const sf_infer_input *in, size_t
                 }
             }
         }
-        work_free(&w);
+        sf_infer_work_free(&w);
     }
     b->n = n;
     b->seconds = omp_get_wtime() - t0;

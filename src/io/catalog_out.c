@@ -3,15 +3,15 @@
  * fixed-size HDF5 datasets for all galaxies created up front (samples
  * NaN-filled, float32, chunked by galaxy, shuffle + deflate), filled block
  * by block with a progress attribute `next_galaxy` so an interrupted run can
- * be resumed; a report of a finished file; an optional FITS summary table.
+ * be resumed; the results of the MCMC fallback written into the rows it ran
+ * on; a report of a finished file.  The FITS summary table: catalog_fits.c.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <fitsio.h>
-
+#include "io/catalog_out_priv.h"
 #include "io/h5util.h"
 #include "sedflow/infer.h"
 
@@ -22,6 +22,8 @@ struct sf_infer_file {
     hid_t file;
     size_t n, n_samples, next;
     hid_t str_t, bool_t;
+    int mcmc_on;                  /* made with the MCMC fallback */
+    long long mcmc_n, mcmc_next;  /* galaxies listed for it (-1: not yet), done */
 };
 
 static const char *FLAG_BITS_TEXT =
@@ -29,9 +31,15 @@ static const char *FLAG_BITS_TEXT =
     "non-finite; 6 id missing or not an integer; 8 redshift outside the trained range; 9 sigma > mu_sigma(m) + 3 "
     "sigma_sigma(m) in some band; 10 colour bluer than the training set's 0.1th percentile; 11 acceptance of "
     "in-prior samples below min_acceptance (leakage); 12 fewer samples than requested (proposal budget spent); "
-    "13 not sampled";
+    "13 the flow was not sampled; 14 samples from the MCMC fallback; 15 MCMC chain not converged (< 50 tau or "
+    "R-hat >= 1.05); 16 MCMC fallback failed (flow samples kept)";
 
-static hid_t make_bool_type(void)
+static const char *move_name(sf_mcmc_move m)
+{
+    return m == SF_MCMC_STRETCH ? "stretch" : m == SF_MCMC_SLICE_GAUSSIAN ? "slice-gaussian" : "slice-differential";
+}
+
+hid_t sf_infer_h5_bool_type(void)
 {
     hid_t t = H5Tenum_create(H5T_NATIVE_INT8);
     signed char v = 0;
@@ -41,7 +49,7 @@ static hid_t make_bool_type(void)
     return t;
 }
 
-static hid_t make_str_type(void)
+hid_t sf_infer_h5_str_type(void)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, SF_INFER_REASON_LEN);
@@ -98,7 +106,7 @@ static sf_status write_rows(hid_t loc, const char *name, hid_t memtype, size_t r
     return SF_OK;
 }
 
-static sf_status read_all(hid_t loc, const char *name, hid_t memtype, void *data)
+sf_status sf_infer_h5_read_all(hid_t loc, const char *name, hid_t memtype, void *data)
 {
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (d < 0) return SF_ERROR(SF_EFORMAT, "dataset '%s' missing", name);
@@ -121,8 +129,9 @@ static sf_infer_file *file_new(void)
     sf_infer_file *f = calloc(1, sizeof *f);
     if (!f) return NULL;
     f->file = -1;
-    f->str_t = make_str_type();
-    f->bool_t = make_bool_type();
+    f->mcmc_n = -1;
+    f->str_t = sf_infer_h5_str_type();
+    f->bool_t = sf_infer_h5_bool_type();
     return f;
 }
 
@@ -196,6 +205,26 @@ sf_status sf_infer_file_create(const char *path, const sf_infer *p, const sf_cat
     TRY(sf_h5_attr_set_long(h, ".", "next_galaxy", 0));
     TRY(sf_h5_attr_set_long(h, ".", "complete", 0));
     TRY(sf_h5_attr_set_double(h, ".", "seconds", 0));
+    {
+        const sf_infer_mcmc_options *mo = info ? info->mcmc : NULL;
+        const sf_sedpost_opts *so = mo ? &mo->sampler : NULL;
+        f->mcmc_on = mo != NULL;
+        TRY(sf_h5_attr_set_long(h, ".", "mcmc_fallback", mo != NULL));
+        TRY(sf_h5_attr_set_long(h, ".", "mcmc_walkers", so ? (long long)so->mcmc.nwalkers : 0));
+        TRY(sf_h5_attr_set_long(h, ".", "mcmc_iterations", so ? (long long)(so->mcmc.nburn + so->mcmc.niter) : 0));
+        TRY(sf_h5_attr_set_long(h, ".", "mcmc_burn", so ? (long long)so->mcmc.nburn : 0));
+        TRY(sf_h5_attr_set_long(h, ".", "mcmc_thin", so ? (long long)so->mcmc.thin : 0));
+        TRY(sf_h5_attr_set_string(h, ".", "mcmc_move", so ? move_name(so->mcmc.move) : ""));
+        TRY(sf_h5_attr_set_string(h, ".", "mcmc_prior", so ? sf_prior_name(so->prior) : ""));
+        TRY(sf_h5_attr_set_long(h, ".", "mcmc_n_start", so ? (long long)so->n_start : 0));
+        TRY(sf_h5_attr_set_long(h, ".", "mcmc_pool", mo ? (long long)mo->pool : 0));
+        TRY(sf_h5_attr_set_string(h, ".", "mcmc_seeds",
+                                  "galaxy i's sampler seed: sf_mix64(sf_mix64(seed ^ sf_mix64(i + 1)) ^ 0x4D434D4346414C4C); "
+                                  "groups of mcmc_pool listed galaxies pooled in row order"));
+        TRY(sf_h5_attr_set_long(h, ".", "mcmc_n", -1));
+        TRY(sf_h5_attr_set_long(h, ".", "mcmc_next", 0));
+        TRY(sf_h5_attr_set_double(h, ".", "mcmc_seconds", 0));
+    }
     /* per-galaxy inputs */
     TRY(create_ds(h, "id", H5T_STD_I64LE, n, 0, ROW_CHUNK, 4, NULL, "", "galaxy identifier (NSAID, id column or row number)"));
     TRY(write_rows(h, "id", H5T_NATIVE_LLONG, 0, n, cat->id));
@@ -230,6 +259,21 @@ sf_status sf_infer_file_create(const char *path, const sf_infer *p, const sf_cat
     TRY(create_ds(h, "acceptance", H5T_IEEE_F64LE, n, 0, ROW_CHUNK, 4, &nan, "",
                   "fraction of flow draws inside the prior box (NaN: not sampled)"));
     TRY(create_ds(h, "n_accepted", H5T_STD_I64LE, n, 0, ROW_CHUNK, 4, &zero, "", "samples stored (n_samples unless flagged)"));
+    /* the MCMC fallback (filled only for the galaxies it ran on) */
+    TRY(create_ds(h, "mcmc", f->bool_t, n, 0, ROW_CHUNK, 4, &no, "",
+                  "True when the samples come from the MCMC fallback (--mcmc-fallback), not the flow (flag bit 14)"));
+    TRY(create_ds(h, "mcmc_converged", f->bool_t, n, 0, ROW_CHUNK, 4, &no, "",
+                  "the MCMC chain passed the convergence test: >= 50 autocorrelation times kept and split-R-hat < 1.05"));
+    TRY(create_ds(h, "mcmc_rhat_max", H5T_IEEE_F64LE, n, 0, ROW_CHUNK, 4, &nan, "",
+                  "largest split-R-hat of the 11 sampling-space parameters of the MCMC chain (NaN: no MCMC)"));
+    TRY(create_ds(h, "mcmc_tau_max", H5T_IEEE_F64LE, n, 0, ROW_CHUNK, 4, &nan, "iterations",
+                  "largest integrated autocorrelation time of the MCMC chain (NaN: no MCMC)"));
+    TRY(create_ds(h, "mcmc_evals_per_step", H5T_IEEE_F64LE, n, 0, ROW_CHUNK, 4, &nan, "",
+                  "forward-model evaluations per walker and iteration, burn-in included (NaN: no MCMC)"));
+    TRY(create_ds(h, "mcmc_n_eval", H5T_STD_I64LE, n, 0, ROW_CHUNK, 4, &zero, "",
+                  "forward-model evaluations of the MCMC sampler (0: no MCMC)"));
+    TRY(create_ds(h, "mcmc_best_chi2", H5T_IEEE_F64LE, n, 0, ROW_CHUNK, 4, &nan, "",
+                  "chi2 over the 5 bands of the kept MCMC sample of highest posterior (NaN: no MCMC)"));
     TRY(sf_h5_group(h, "samples", &g));
     H5Gclose(g);
     TRY(sf_h5_group(h, "summary", &g));
@@ -266,8 +310,42 @@ done:
     return SF_OK;
 }
 
-sf_status sf_infer_file_resume(const char *path, const sf_infer *p, const sf_catalog *cat, size_t *next_galaxy,
-                               sf_infer_file **out)
+/* The MCMC fallback of a partial file against this run's (NULL = off). */
+static sf_status check_mcmc(hid_t h, const char *path, const sf_infer_mcmc_options *mo, sf_infer_file *f)
+{
+    long long on = 0, v[6] = {0}, mn = -1, mnext = 0;
+    char mv[64] = "", pr[64] = "";
+    sf_status st = sf_h5_attr_get_long(h, ".", "mcmc_fallback", &on);
+    if (st) return st;
+    if ((on != 0) != (mo != NULL))
+        return SF_ERROR(SF_EINVAL, "--resume: %s was run %s --mcmc-fallback, this run %s", path, on ? "with" : "without",
+                        mo ? "with" : "without");
+    f->mcmc_on = on != 0;
+    if (!mo) return SF_OK;
+    static const char *names[6] = {"mcmc_walkers", "mcmc_iterations", "mcmc_burn", "mcmc_thin", "mcmc_n_start", "mcmc_pool"};
+    const sf_sedpost_opts *so = &mo->sampler;
+    const long long want[6] = {(long long)so->mcmc.nwalkers, (long long)(so->mcmc.nburn + so->mcmc.niter),
+                               (long long)so->mcmc.nburn, (long long)so->mcmc.thin, (long long)so->n_start,
+                               (long long)mo->pool};
+    for (int k = 0; k < 6; k++) {
+        if ((st = sf_h5_attr_get_long(h, ".", names[k], &v[k]))) return st;
+        if (v[k] != want[k])
+            return SF_ERROR(SF_EINVAL, "--resume: %s has %s = %lld, this run %lld", path, names[k], v[k], want[k]);
+    }
+    if ((st = sf_h5_attr_get_string(h, ".", "mcmc_move", mv, sizeof mv)) ||
+        (st = sf_h5_attr_get_string(h, ".", "mcmc_prior", pr, sizeof pr)) ||
+        (st = sf_h5_attr_get_long(h, ".", "mcmc_n", &mn)) || (st = sf_h5_attr_get_long(h, ".", "mcmc_next", &mnext)))
+        return st;
+    if (strcmp(mv, move_name(so->mcmc.move)) || strcmp(pr, sf_prior_name(so->prior)))
+        return SF_ERROR(SF_EINVAL, "--resume: %s has MCMC move %s and prior %s, this run %s and %s", path, mv, pr,
+                        move_name(so->mcmc.move), sf_prior_name(so->prior));
+    f->mcmc_n = mn;
+    f->mcmc_next = mnext;
+    return SF_OK;
+}
+
+sf_status sf_infer_file_resume(const char *path, const sf_infer *p, const sf_catalog *cat,
+                               const sf_infer_mcmc_options *mcmc, size_t *next_galaxy, sf_infer_file **out)
 {
     *out = NULL;
     sf_h5_quiet();
@@ -311,12 +389,13 @@ sf_status sf_infer_file_resume(const char *path, const sf_infer *p, const sf_cat
     else if (strcmp(hx, hy)) st = SF_ERROR(SF_EINVAL, "--resume: %s was made with another model (hash %s, this model %s)", path, hx, hy);
     else if (next < 0 || next > ng) st = SF_ERROR(SF_EFORMAT, "%s: next_galaxy %lld out of range", path, next);
     if (st) goto done;
+    TRY(check_mcmc(h, path, mcmc, f));
     ids = malloc((size_t)ng * sizeof(long long));
     if (!ids) {
         st = SF_ERROR(SF_ENOMEM, "out of memory");
         goto done;
     }
-    TRY(read_all(h, "id", H5T_NATIVE_LLONG, ids));
+    TRY(sf_infer_h5_read_all(h, "id", H5T_NATIVE_LLONG, ids));
     for (size_t i = 0; i < cat->n; i++)
         if (ids[i] != cat->id[i]) {
             st = SF_ERROR(SF_EINVAL, "--resume: galaxy %zu has id %lld in %s but %lld in this catalog", i, ids[i], path,
@@ -381,6 +460,122 @@ done:
     return st;
 }
 
+/* Read rows rows[0..n-1] (ascending) of a rank-1 dataset, one hyperslab each. */
+static sf_status read_rows_at(hid_t loc, const char *name, hid_t memtype, size_t elsize, const size_t *rows, size_t n,
+                              void *data)
+{
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0) return SF_ERROR(SF_EFORMAT, "dataset '%s' missing", name);
+    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, (hsize_t[]){1}, NULL);
+    herr_t e = 0;
+    for (size_t k = 0; k < n && e >= 0; k++) {
+        hsize_t start = rows[k], count = 1;
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL);
+        e = H5Dread(d, memtype, ms, fs, H5P_DEFAULT, (char *)data + k * elsize);
+    }
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    return e < 0 ? SF_ERROR(SF_EFORMAT, "cannot read dataset '%s'", name) : SF_OK;
+}
+
+sf_status sf_infer_file_mcmc_list(sf_infer_file *f, const sf_catalog *cat, size_t **rows_out, uint32_t **flags_out,
+                                  char **reasons_out, size_t *n_out, size_t *done)
+{
+    *rows_out = NULL, *flags_out = NULL, *reasons_out = NULL, *n_out = 0, *done = 0;
+    if (!f->mcmc_on) return SF_ERROR(SF_EINVAL, "the output file was not made with the MCMC fallback");
+    if (f->next != f->n || cat->n != f->n)
+        return SF_ERROR(SF_EINVAL, "the MCMC fallback needs the flow pass finished (%zu of %zu galaxies)", f->next, f->n);
+    const size_t n = f->n, NB = SF_CATALOG_NBANDS;
+    uint32_t *fl = malloc(n * sizeof *fl);
+    size_t *rows = malloc(n * sizeof *rows), m = 0;
+    sf_status st = SF_OK;
+    uint32_t *mfl = NULL;
+    char *rs = NULL;
+    if (!fl || !rows) {
+        st = SF_ERROR(SF_ENOMEM, "out of memory");
+        goto done;
+    }
+    TRY(sf_infer_h5_read_all(f->file, "flags", H5T_NATIVE_UINT32, fl));
+    for (size_t i = 0; i < n; i++)
+        if (sf_infer_mcmc_wanted(fl[i], cat->flux_nmgy + i * NB, cat->ivar_nmgy2 + i * NB, cat->z[i])) rows[m++] = i;
+    mfl = malloc((m ? m : 1) * sizeof *mfl);
+    rs = malloc((m ? m : 1) * SF_INFER_REASON_LEN);
+    if (!mfl || !rs) {
+        st = SF_ERROR(SF_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < m; k++) mfl[k] = fl[rows[k]];
+    TRY(read_rows_at(f->file, "reason", f->str_t, SF_INFER_REASON_LEN, rows, m, rs));
+    if (f->mcmc_n >= 0 && f->mcmc_n != (long long)m) {
+        st = SF_ERROR(SF_EFORMAT, "the file listed %lld galaxies for the MCMC fallback, now %zu", f->mcmc_n, m);
+        goto done;
+    }
+    if (f->mcmc_next < 0 || f->mcmc_next > (long long)m) {
+        st = SF_ERROR(SF_EFORMAT, "mcmc_next %lld out of range (%zu listed)", f->mcmc_next, m);
+        goto done;
+    }
+    f->mcmc_n = (long long)m;
+    TRY(sf_h5_attr_set_long(f->file, ".", "mcmc_n", f->mcmc_n));
+done:
+    free(fl);
+    if (st) {
+        free(rows), free(mfl), free(rs);
+        return st;
+    }
+    *rows_out = rows, *flags_out = mfl, *reasons_out = rs, *n_out = m, *done = (size_t)f->mcmc_next;
+    return SF_OK;
+}
+
+sf_status sf_infer_file_write_mcmc(sf_infer_file *f, const size_t *rows, size_t n, const sf_infer_block *b,
+                                   const sf_infer_mcmc_diag *diag, size_t done_after)
+{
+    const size_t N = f->n_samples;
+    if (!f->mcmc_on || f->mcmc_n < 0 || n != b->n || b->n_samples != N || done_after != (size_t)f->mcmc_next + n ||
+        done_after > (size_t)f->mcmc_n)
+        return SF_ERROR(SF_EINVAL, "MCMC group of %zu galaxies does not continue the file at %lld of %lld", n,
+                        f->mcmc_next, f->mcmc_n);
+    hid_t h = f->file;
+    sf_status st = SF_OK;
+    for (size_t k = 0; k < n && !st; k++) {
+        size_t i = rows[k];
+        const sf_infer_mcmc_diag *d = &diag[k];
+        signed char tf = b->flags[k] == 0, ok = d->status == SF_OK, conv = ok && d->converged;
+        if (i >= f->n) return SF_ERROR(SF_EINVAL, "row %zu out of range", i);
+        TRY(write_rows(h, "flags", H5T_NATIVE_UINT32, i, 1, &b->flags[k]));
+        TRY(write_rows(h, "reason", f->str_t, i, 1, b->reason + k * SF_INFER_REASON_LEN));
+        TRY(write_rows(h, "sedflow", f->bool_t, i, 1, &tf));
+        TRY(write_rows(h, "mcmc", f->bool_t, i, 1, &ok));
+        TRY(write_rows(h, "mcmc_converged", f->bool_t, i, 1, &conv));
+        TRY(write_rows(h, "mcmc_rhat_max", H5T_NATIVE_DOUBLE, i, 1, &d->rhat_max));
+        TRY(write_rows(h, "mcmc_tau_max", H5T_NATIVE_DOUBLE, i, 1, &d->tau_max));
+        TRY(write_rows(h, "mcmc_evals_per_step", H5T_NATIVE_DOUBLE, i, 1, &d->evals_per_step));
+        TRY(write_rows(h, "mcmc_n_eval", H5T_NATIVE_LLONG, i, 1, &d->n_eval));
+        TRY(write_rows(h, "mcmc_best_chi2", H5T_NATIVE_DOUBLE, i, 1, &d->best_chi2));
+        if (!ok) continue; /* the flow's samples, summaries and n_accepted stay */
+        TRY(write_rows(h, "n_accepted", H5T_NATIVE_LLONG, i, 1, &b->n_accepted[k]));
+        for (int q = 0; q < SF_INFER_NQ; q++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "samples/%s", sf_infer_q_names[q]);
+            TRY(write_rows(h, nm, H5T_NATIVE_FLOAT, i, 1, b->samples + ((size_t)q * b->cap + k) * N));
+            snprintf(nm, sizeof nm, "summary/%s", sf_infer_q_names[q]);
+            TRY(write_rows(h, nm, H5T_NATIVE_DOUBLE, i, 1, b->summary + (k * SF_INFER_NQ + (size_t)q) * 3));
+        }
+    }
+    f->mcmc_next = (long long)done_after;
+    TRY(sf_h5_attr_set_long(h, ".", "mcmc_next", f->mcmc_next));
+    if (H5Fflush(h, H5F_SCOPE_GLOBAL) < 0) st = SF_ERROR(SF_EIO, "cannot flush the output file");
+done:
+    return st;
+}
+
+sf_status sf_infer_file_add_mcmc_seconds(sf_infer_file *f, double seconds)
+{
+    double prev = 0;
+    if (H5Aexists(f->file, "mcmc_seconds") > 0) sf_h5_attr_get_double(f->file, ".", "mcmc_seconds", &prev);
+    return sf_h5_attr_set_double(f->file, ".", "mcmc_seconds", prev + seconds);
+}
+
 sf_status sf_infer_file_close(sf_infer_file *f, int complete, double seconds)
 {
     if (!f) return SF_OK;
@@ -388,7 +583,8 @@ sf_status sf_infer_file_close(sf_infer_file *f, int complete, double seconds)
     double prev = 0;
     if (H5Aexists(f->file, "seconds") > 0) sf_h5_attr_get_double(f->file, ".", "seconds", &prev);
     st = sf_h5_attr_set_double(f->file, ".", "seconds", prev + seconds);
-    if (!st && complete) st = sf_h5_attr_set_long(f->file, ".", "complete", f->next == f->n);
+    int all = f->next == f->n && (!f->mcmc_on || (f->mcmc_n >= 0 && f->mcmc_next == f->mcmc_n));
+    if (!st && complete) st = sf_h5_attr_set_long(f->file, ".", "complete", all);
     hid_t h = f->file;
     f->file = -1;
     if (H5Fclose(h) < 0 && !st) st = SF_ERROR(SF_EIO, "cannot close the output file");
@@ -409,6 +605,13 @@ sf_status sf_infer_file_report(const char *path, sf_infer_report *r)
     TRY(sf_h5_attr_get_long(h, ".", "n_galaxies", &ng));
     TRY(sf_h5_attr_get_long(h, ".", "n_samples", &ns));
     TRY(sf_h5_attr_get_long(h, ".", "next_galaxy", &next));
+    {
+        long long on = 0;
+        TRY(sf_h5_attr_get_long(h, ".", "mcmc_fallback", &on));
+        TRY(sf_h5_attr_get_long(h, ".", "mcmc_n", &r->mcmc_n));
+        TRY(sf_h5_attr_get_long(h, ".", "mcmc_next", &r->mcmc_done));
+        r->mcmc_fallback = on != 0;
+    }
     fl = malloc((size_t)ng * sizeof *fl);
     id = malloc((size_t)ng * sizeof *id);
     acc = malloc((size_t)ng * sizeof *acc);
@@ -417,10 +620,10 @@ sf_status sf_infer_file_report(const char *path, sf_infer_report *r)
         st = SF_ERROR(SF_ENOMEM, "out of memory");
         goto done;
     }
-    TRY(read_all(h, "flags", H5T_NATIVE_UINT32, fl));
-    TRY(read_all(h, "id", H5T_NATIVE_LLONG, id));
-    TRY(read_all(h, "acceptance", H5T_NATIVE_DOUBLE, acc));
-    TRY(read_all(h, "summary/logmstar", H5T_NATIVE_DOUBLE, lm));
+    TRY(sf_infer_h5_read_all(h, "flags", H5T_NATIVE_UINT32, fl));
+    TRY(sf_infer_h5_read_all(h, "id", H5T_NATIVE_LLONG, id));
+    TRY(sf_infer_h5_read_all(h, "acceptance", H5T_NATIVE_DOUBLE, acc));
+    TRY(sf_infer_h5_read_all(h, "summary/logmstar", H5T_NATIVE_DOUBLE, lm));
     r->n_galaxies = (size_t)ng;
     r->n_done = (size_t)next;
     r->n_samples = (size_t)ns;
@@ -431,6 +634,10 @@ sf_status sf_infer_file_report(const char *path, sf_infer_report *r)
         if (!(fl[i] & SF_INFER_NOT_SAMPLED)) {
             r->n_sampled++;
             sa += acc[i];
+        }
+        if (fl[i] & SF_INFER_MCMC) {
+            r->n_mcmc++;
+            if (!(fl[i] & SF_INFER_MCMC_NOCONV)) r->n_mcmc_converged++;
         }
         if (fl[i] == 0) {
             r->n_trusted++;
@@ -456,137 +663,5 @@ done:
     free(acc);
     free(lm);
     H5Fclose(h);
-    return st;
-}
-
-/* ---- FITS summary table ------------------------------------------------- */
-
-static sf_status fits_status(int status, const char *path)
-{
-    char txt[FLEN_STATUS];
-    fits_get_errstatus(status, txt);
-    fits_clear_errmsg();
-    return SF_ERROR(SF_EIO, "'%s': CFITSIO %d (%s)", path, status, txt);
-}
-
-sf_status sf_infer_write_fits(const char *h5_path, const char *fits_path)
-{
-    hid_t h;
-    sf_status st = sf_h5_open_read(h5_path, &h);
-    if (st) return st;
-    long long ng = 0;
-    if ((st = sf_h5_attr_get_long(h, ".", "n_galaxies", &ng))) {
-        H5Fclose(h);
-        return st;
-    }
-    const size_t n = (size_t)ng;
-    enum { NCOLS = 1 + 1 + 10 + 3 * SF_INFER_NQ + 5 };
-    char names[NCOLS][48], forms[NCOLS][16], units[NCOLS][32];
-    char *ttype[NCOLS], *tform[NCOLS], *tunit[NCOLS];
-    int nc = 0;
-#define COL(nm, fm, un)                                        \
-    do {                                                       \
-        snprintf(names[nc], sizeof names[nc], "%s", nm);       \
-        snprintf(forms[nc], sizeof forms[nc], "%s", fm);       \
-        snprintf(units[nc], sizeof units[nc], "%s", un);       \
-        nc++;                                                  \
-    } while (0)
-    COL("ID", "1K", "");
-    COL("Z", "1D", "");
-    for (int b = 0; b < SF_CATALOG_NBANDS; b++) {
-        char t[32];
-        snprintf(t, sizeof t, "MAG_%c", sf_catalog_band_names[b] - 32);
-        COL(t, "1D", "mag");
-    }
-    for (int b = 0; b < SF_CATALOG_NBANDS; b++) {
-        char t[32];
-        snprintf(t, sizeof t, "SIGMA_%c", sf_catalog_band_names[b] - 32);
-        COL(t, "1D", "mag");
-    }
-    for (int q = 0; q < SF_INFER_NQ; q++)
-        for (int k = 0; k < 3; k++) {
-            char t[48];
-            static const char *suf[3] = {"P16", "P50", "P84"};
-            snprintf(t, sizeof t, "%s_%s", sf_infer_q_names[q], suf[k]);
-            for (char *c = t; *c; c++)
-                if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 32);
-            COL(t, "1D", sf_infer_q_units[q]);
-        }
-    COL("ACCEPTANCE", "1D", "");
-    COL("N_ACCEPTED", "1K", "");
-    COL("FLAGS", "1K", "");
-    COL("SEDFLOW", "1L", "");
-    {
-        char t[16];
-        snprintf(t, sizeof t, "%dA", SF_INFER_REASON_LEN);
-        COL("REASON", t, "");
-    }
-#undef COL
-    for (int i = 0; i < nc; i++) ttype[i] = names[i], tform[i] = forms[i], tunit[i] = units[i];
-    char tmp[4096], create[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", fits_path);
-    snprintf(create, sizeof create, "!%s", tmp);
-    fitsfile *fp = NULL;
-    int status = 0;
-    double *dcol = malloc(n * 3 * sizeof(double)), *dc = malloc(n * sizeof(double));
-    long long *lcol = malloc(n * sizeof(long long));
-    uint32_t *fl = malloc(n * sizeof(uint32_t));
-    char *reason = malloc(n * SF_INFER_REASON_LEN), **rp = malloc(n * sizeof(char *));
-    char *lg = malloc(n);
-    hid_t strt = make_str_type();
-    if (!dcol || !dc || !lcol || !fl || !reason || !rp || !lg) {
-        st = SF_ERROR(SF_ENOMEM, "out of memory");
-        goto out;
-    }
-    if (fits_create_file(&fp, create, &status) ||
-        fits_create_tbl(fp, BINARY_TBL, (LONGLONG)n, nc, ttype, tform, tunit, "SEDFLOW", &status)) {
-        st = fits_status(status, fits_path);
-        goto out;
-    }
-    int c = 1;
-    if ((st = read_all(h, "id", H5T_NATIVE_LLONG, lcol))) goto out;
-    fits_write_col(fp, TLONGLONG, c++, 1, 1, (LONGLONG)n, lcol, &status);
-    if ((st = read_all(h, "z", H5T_NATIVE_DOUBLE, dc))) goto out;
-    fits_write_col(fp, TDOUBLE, c++, 1, 1, (LONGLONG)n, dc, &status);
-    for (int k = 0; k < 2; k++)
-        for (int b = 0; b < SF_CATALOG_NBANDS; b++) {
-            char nm[32];
-            snprintf(nm, sizeof nm, "%s_%c", k ? "sigma" : "mag", sf_catalog_band_names[b]);
-            if ((st = read_all(h, nm, H5T_NATIVE_DOUBLE, dc))) goto out;
-            fits_write_col(fp, TDOUBLE, c++, 1, 1, (LONGLONG)n, dc, &status);
-        }
-    for (int q = 0; q < SF_INFER_NQ; q++) {
-        char nm[64];
-        snprintf(nm, sizeof nm, "summary/%s", sf_infer_q_names[q]);
-        if ((st = read_all(h, nm, H5T_NATIVE_DOUBLE, dcol))) goto out;
-        for (int k = 0; k < 3; k++) {
-            for (size_t i = 0; i < n; i++) dc[i] = dcol[i * 3 + (size_t)k];
-            fits_write_col(fp, TDOUBLE, c++, 1, 1, (LONGLONG)n, dc, &status);
-        }
-    }
-    if ((st = read_all(h, "acceptance", H5T_NATIVE_DOUBLE, dc))) goto out;
-    fits_write_col(fp, TDOUBLE, c++, 1, 1, (LONGLONG)n, dc, &status);
-    if ((st = read_all(h, "n_accepted", H5T_NATIVE_LLONG, lcol))) goto out;
-    fits_write_col(fp, TLONGLONG, c++, 1, 1, (LONGLONG)n, lcol, &status);
-    if ((st = read_all(h, "flags", H5T_NATIVE_UINT32, fl))) goto out;
-    for (size_t i = 0; i < n; i++) lcol[i] = fl[i], lg[i] = fl[i] == 0;
-    fits_write_col(fp, TLONGLONG, c++, 1, 1, (LONGLONG)n, lcol, &status);
-    fits_write_col(fp, TLOGICAL, c++, 1, 1, (LONGLONG)n, lg, &status);
-    if ((st = read_all(h, "reason", strt, reason))) goto out;
-    for (size_t i = 0; i < n; i++) rp[i] = reason + i * SF_INFER_REASON_LEN;
-    fits_write_col(fp, TSTRING, c++, 1, 1, (LONGLONG)n, rp, &status);
-    fits_write_key(fp, TSTRING, "ORIGIN", "sedflow " SEDFLOW_VERSION, "sedflow infer summary table", &status);
-    if (status) st = fits_status(status, fits_path);
-out:
-    if (fp) {
-        int s2 = 0;
-        fits_close_file(fp, &s2);
-        if (s2 && !st) st = fits_status(s2, fits_path);
-    }
-    H5Tclose(strt);
-    H5Fclose(h);
-    free(dcol); free(dc); free(lcol); free(fl); free(reason); free(rp); free(lg);
-    if (!st && rename(tmp, fits_path) != 0) st = SF_ERROR(SF_EIO, "cannot rename '%s' to '%s'", tmp, fits_path);
-    if (st) remove(tmp);
     return st;
 }

@@ -183,7 +183,10 @@ static sf_status evaluate(pool *P, char *msg, size_t msglen)
     size_t nchunk = (nin + CHUNK - 1) / CHUNK;
     sf_status fail = SF_OK;
     if (nchunk) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(P->nthreads)
+        /* no more threads than chunks, and no parallel region for one chunk: idle team members would
+           spin-wait (libgomp's default policy) and take a core from the galaxies' sampler threads */
+        int nt = (size_t)P->nthreads < nchunk ? P->nthreads : (int)nchunk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
         for (size_t c = 0; c < nchunk; c++) {
             size_t i0 = c * CHUNK, k = nin - i0 < CHUNK ? nin - i0 : CHUNK;
             sf_status st = eval_rows(P->m, P->works[omp_get_thread_num()], k, P->theta + i0 * SF_NTHETA, P->z + i0,
