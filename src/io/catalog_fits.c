@@ -1,6 +1,6 @@
 /*
  * The FITS summary table of a sedflow infer output file (sf_infer_write_fits;
- * columns: docs/INFER.md s4), one row per galaxy, written with CFITSIO to
+ * columns: docs/INFER.md s5), one row per galaxy, written with CFITSIO to
  * <path>.tmp and renamed.
  */
 #include <math.h>
