@@ -9,16 +9,6 @@
 #include "test_flow_synth.h"
 #include "testutil.h"
 
-static int run(const char *cmd, char *out, size_t len)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 int main(void)
 {
     char dir[] = "/tmp/sedflow_test_flow_cli_XXXXXX";
@@ -33,11 +23,11 @@ int main(void)
     const char *bin = tu_cli();
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s --blocks 2 --hidden 16 --batch 64 --max-epochs 2 --threads 1 2>&1",
              bin, data, model);
-    int rc = run(cmd, out, sizeof out);
+    int rc = tu_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "epoch    2") && access(model, F_OK) == 0, "train 2 epochs (rc %d)", rc);
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s --blocks 2 --hidden 16 --batch 64 --max-epochs 3 --threads 1 --resume 2>&1",
              bin, data, model);
-    rc = run(cmd, out, sizeof out);
+    rc = tu_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "resumed after epoch 2") && strstr(out, "epoch    3") && !strstr(out, "epoch    1"),
           "--resume continues at epoch 3 (rc %d)", rc);
     sf_flow *f = NULL;
@@ -45,22 +35,22 @@ int main(void)
     sf_flow_free(f);
 
     snprintf(cmd, sizeof cmd, "%s logprob --model %s --data %s 2>&1", bin, model, data);
-    rc = run(cmd, out, sizeof out);
+    rc = tu_run(cmd, out, sizeof out);
     double mlq = 0;
     const char *p = strstr(out, "mean log q = ");
     CHECK(rc == 0 && p && sscanf(p, "mean log q = %lf", &mlq) == 1 && mlq > -10 && mlq < 5, "logprob prints mean log q = %g", mlq);
 
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5,0.5 --n 500 --seed 3 2>&1", bin, model);
-    rc = run(cmd, out, sizeof out);
+    rc = tu_run(cmd, out, sizeof out);
     int lines = 0;
     for (char *s = out; *s; s++) lines += *s == '\n';
     CHECK(rc == 0 && lines == 502 && strstr(out, "acceptance fraction"), "sample prints 500 rows + header/trailer (%d lines)", lines);
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5 --n 5 2>&1", bin, model);
-    CHECK(run(cmd, out, sizeof out) == 2, "wrong number of --x values is a usage error");
+    CHECK(tu_run(cmd, out, sizeof out) == 2, "wrong number of --x values is a usage error");
     snprintf(cmd, sizeof cmd, "%s logprob --model %s --data %s 2>&1", bin, data, data);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "format_version"), "a training file is not a model: %.200s", out);
+    CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, "format_version"), "a training file is not a model: %.200s", out);
     snprintf(cmd, sizeof cmd, "%s train --help", bin);
-    CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "--max-minutes"), "train --help");
+    CHECK(tu_run(cmd, out, sizeof out) == 0 && strstr(out, "--max-minutes"), "train --help");
 
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) return 1;

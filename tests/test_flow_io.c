@@ -13,18 +13,6 @@
 #include "test_flow_synth.h"
 #include "testutil.h"
 
-static sf_status run_epochs(sf_flow_trainer *t, int n)
-{
-    for (int e = 0; e < n; e++) {
-        int more = 1, stop;
-        sf_status st;
-        while (more)
-            if ((st = sf_flow_trainer_step(t, &more))) return st;
-        if ((st = sf_flow_trainer_epoch_end(t, NULL, &stop))) return st;
-    }
-    return SF_OK;
-}
-
 int main(void)
 {
     char dir[] = "/tmp/sedflow_test_flow_io_XXXXXX";
@@ -53,15 +41,15 @@ int main(void)
     sf_flow_alloc(&cfg, &f1);
     sf_flow_alloc(&cfg, &f2);
     CHECK(sf_flow_trainer_alloc(f1, d, &tc, &t1) == SF_OK, "trainer 1");
-    CHECK(run_epochs(t1, 2) == SF_OK, "2 epochs straight");
+    CHECK(synth_run_epochs(t1, 2) == SF_OK, "2 epochs straight");
     CHECK(sf_flow_trainer_alloc(f2, d, &tc, &t2) == SF_OK, "trainer 2");
-    CHECK(run_epochs(t2, 1) == SF_OK && sf_flow_trainer_checkpoint(t2, ckpt) == SF_OK, "1 epoch + checkpoint: %s", sf_last_error());
+    CHECK(synth_run_epochs(t2, 1) == SF_OK && sf_flow_trainer_checkpoint(t2, ckpt) == SF_OK, "1 epoch + checkpoint: %s", sf_last_error());
     sf_flow_trainer_free(t2);
     sf_flow_free(f2);
     sf_flow_alloc(&cfg, &f2);
     sf_flow_trainer_alloc(f2, d, &tc, &t2);
     CHECK(sf_flow_trainer_resume(t2, ckpt) == SF_OK && sf_flow_trainer_epochs(t2) == 1, "resume: %s", sf_last_error());
-    CHECK(run_epochs(t2, 1) == SF_OK, "1 more epoch");
+    CHECK(synth_run_epochs(t2, 1) == SF_OK, "1 more epoch");
     size_t np = sf_flow_n_params(f1);
     CHECK(!memcmp(sf_flow_params(f1), sf_flow_params(f2), np * sizeof(float)) &&
               !memcmp(sf_flow_bn_running(f1), sf_flow_bn_running(f2), 2 * 2 * 2 * 12 * sizeof(float)),

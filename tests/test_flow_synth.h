@@ -2,7 +2,8 @@
  * tests/test_flow_synth.h — synthetic conditional Gaussian training sets
  * theta | x ~ N(A x + b, L L^T), x ~ U(0, 1)^C, written in the simulator's
  * training-file layout (theta_u n x D, x n x C, /prior/lower, /prior/upper);
- * and the driver of flow tests that run once per flow family.
+ * a helper that trains whole epochs; and the driver of flow tests that run
+ * once per flow family.
  */
 #ifndef SEDFLOW_TEST_FLOW_SYNTH_H
 #define SEDFLOW_TEST_FLOW_SYNTH_H
@@ -97,6 +98,20 @@ static inline int synth_write(const char *path, const synth_model *m, size_t n, 
     free(th);
     free(x);
     return bad;
+}
+
+/* Run n whole epochs of trainer t (steps until the epoch ends, then
+ * sf_flow_trainer_epoch_end); the first error is returned. */
+static inline sf_status synth_run_epochs(sf_flow_trainer *t, int n)
+{
+    for (int e = 0; e < n; e++) {
+        int more = 1, stop;
+        sf_status st;
+        while (more)
+            if ((st = sf_flow_trainer_step(t, &more))) return st;
+        if ((st = sf_flow_trainer_epoch_end(t, NULL, &stop))) return st;
+    }
+    return SF_OK;
 }
 
 /* main() of a test run once per flow family: the program's argument "maf"

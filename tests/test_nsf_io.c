@@ -14,28 +14,6 @@
 #include "test_flow_synth.h"
 #include "testutil.h"
 
-static sf_status run_epochs(sf_flow_trainer *t, int n)
-{
-    for (int e = 0; e < n; e++) {
-        int more = 1, stop;
-        sf_status st;
-        while (more)
-            if ((st = sf_flow_trainer_step(t, &more))) return st;
-        if ((st = sf_flow_trainer_epoch_end(t, NULL, &stop))) return st;
-    }
-    return SF_OK;
-}
-
-static int run(const char *cmd, char *out, size_t len)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 int main(void)
 {
     char dir[] = "/tmp/sedflow_test_nsf_io_XXXXXX";
@@ -66,20 +44,20 @@ int main(void)
     sf_flow_alloc_nsf(&cfg, &nc, &f3);
     tc.nthreads = 2;
     CHECK(sf_flow_trainer_alloc(f1, d, &tc, &t1) == SF_OK, "trainer 1");
-    CHECK(run_epochs(t1, 2) == SF_OK, "2 epochs straight (2 threads)");
+    CHECK(synth_run_epochs(t1, 2) == SF_OK, "2 epochs straight (2 threads)");
     tc.nthreads = 1;
-    CHECK(sf_flow_trainer_alloc(f3, d, &tc, &t3) == SF_OK && run_epochs(t3, 2) == SF_OK, "2 epochs straight (1 thread)");
+    CHECK(sf_flow_trainer_alloc(f3, d, &tc, &t3) == SF_OK && synth_run_epochs(t3, 2) == SF_OK, "2 epochs straight (1 thread)");
     const size_t np = sf_flow_n_params(f1);
     CHECK(!memcmp(sf_flow_params(f1), sf_flow_params(f3), np * sizeof(float)), "training: 1 and 2 threads bit-identical weights");
     CHECK(sf_flow_trainer_alloc(f2, d, &tc, &t2) == SF_OK, "trainer 2");
-    CHECK(run_epochs(t2, 1) == SF_OK && sf_flow_trainer_checkpoint(t2, ckpt) == SF_OK, "1 epoch + checkpoint: %s",
+    CHECK(synth_run_epochs(t2, 1) == SF_OK && sf_flow_trainer_checkpoint(t2, ckpt) == SF_OK, "1 epoch + checkpoint: %s",
           sf_last_error());
     sf_flow_trainer_free(t2);
     sf_flow_free(f2);
     sf_flow_alloc_nsf(&cfg, &nc, &f2);
     sf_flow_trainer_alloc(f2, d, &tc, &t2);
     CHECK(sf_flow_trainer_resume(t2, ckpt) == SF_OK && sf_flow_trainer_epochs(t2) == 1, "resume: %s", sf_last_error());
-    CHECK(run_epochs(t2, 1) == SF_OK, "1 more epoch");
+    CHECK(synth_run_epochs(t2, 1) == SF_OK, "1 more epoch");
     CHECK(!memcmp(sf_flow_params(f1), sf_flow_params(f2), np * sizeof(float)),
           "resumed training is bit-identical to uninterrupted training");
     const double *h1, *h2;
@@ -149,13 +127,13 @@ int main(void)
              "%s train --data %s --out %s --flow nsf --blocks 2 --hidden 16 --bins 6 --tail-bound 3.5 --batch 64 "
              "--max-epochs 2 --threads 1 2>&1",
              bin, data, model);
-    int rc = run(cmd, out, sizeof out);
+    int rc = tu_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "NSF K=2 H=16 bins=6") && strstr(out, "epoch    2"), "train --flow nsf 2 epochs (rc %d)", rc);
     snprintf(cmd, sizeof cmd,
              "%s train --data %s --out %s --flow nsf --blocks 2 --hidden 16 --bins 6 --tail-bound 3.5 --batch 64 "
              "--max-epochs 3 --threads 2 --resume 2>&1",
              bin, data, model);
-    rc = run(cmd, out, sizeof out);
+    rc = tu_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "resumed after epoch 2") && strstr(out, "epoch    3"), "--resume continues at epoch 3 (rc %d)",
           rc);
     g = NULL;
@@ -167,19 +145,19 @@ int main(void)
     }
     sf_flow_free(g);
     snprintf(cmd, sizeof cmd, "%s logprob --model %s --data %s 2>&1", bin, model, data);
-    rc = run(cmd, out, sizeof out);
+    rc = tu_run(cmd, out, sizeof out);
     double mlq = 0;
     const char *p = strstr(out, "mean log q = ");
     CHECK(rc == 0 && p && sscanf(p, "mean log q = %lf", &mlq) == 1 && mlq > -10 && mlq < 5, "logprob: mean log q = %g", mlq);
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5,0.5 --n 500 --seed 3 2>&1", bin, model);
-    rc = run(cmd, out, sizeof out);
+    rc = tu_run(cmd, out, sizeof out);
     int lines = 0;
     for (char *s = out; *s; s++) lines += *s == '\n';
     CHECK(rc == 0 && lines == 502 && strstr(out, "acceptance fraction"), "sample prints 500 rows (%d lines)", lines);
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s --flow nsf --bins 65 2>&1", bin, data, model);
-    CHECK(run(cmd, out, sizeof out) == 2, "--bins 65 is a usage error");
+    CHECK(tu_run(cmd, out, sizeof out) == 2, "--bins 65 is a usage error");
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s --flow xyz 2>&1", bin, data, model);
-    CHECK(run(cmd, out, sizeof out) == 2 && strstr(out, "nsf"), "unknown --flow lists maf, nsf");
+    CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "nsf"), "unknown --flow lists maf, nsf");
 
     sf_flow_trainer_free(t1);
     sf_flow_trainer_free(t2);

@@ -22,16 +22,6 @@ static double now(void)
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-static int run(const char *cmd, char *out, size_t len)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void test_likelihood(const sf_model *m)
 {
     gsl_rng *r = sf_rng_alloc(5);
@@ -264,14 +254,14 @@ int main(void)
                  "--iterations 12 --burn 4 --out %s --threads 1 2>&1",
                  tu_cli(), rows->flux[0], rows->flux[1], rows->flux[2], rows->flux[3], rows->flux[4], ivar[0], ivar[1],
                  ivar[2], ivar[3], ivar[4], rows->z[0], path);
-        int rc = run(cmd, out, sizeof out);
+        int rc = tu_run(cmd, out, sizeof out);
         CHECK(rc == 0 && strstr(out, "tage_mw") && strstr(out, "log_sfr_1gyr") && strstr(out, "WARNING: chain too short") &&
                   access(path, R_OK) == 0,
               "sedflow mcmc prints the table, warns about a short chain, writes the chain (rc %d): %.300s", rc, out);
         snprintf(cmd, sizeof cmd, "%s mcmc --flux 1,2,3,4,5 --z 0.1 2>&1", tu_cli());
-        CHECK(run(cmd, out, sizeof out) == 2, "mcmc: --flux without --ivar is a usage error");
+        CHECK(tu_run(cmd, out, sizeof out) == 2, "mcmc: --flux without --ivar is a usage error");
         snprintf(cmd, sizeof cmd, "%s mcmc --flux 1,2,3,4,5 --ivar 1,1,1,1,1 --z 0.1 --walkers 21 2>&1", tu_cli());
-        CHECK(run(cmd, out, sizeof out) == 2, "mcmc: odd --walkers is a usage error");
+        CHECK(tu_run(cmd, out, sizeof out) == 2, "mcmc: odd --walkers is a usage error");
 
         /* compare: a one-row CSV catalog and an untrained SED flow (smoke test) */
         char catp[256], modelp[256], prefix[256];
@@ -302,7 +292,7 @@ int main(void)
                  "%s compare --model %s --catalog %s --ids 70,71 --nsamples 300 --walkers 22 --iterations 16 --burn 6 "
                  "--start anpe --out %s --plot-id 71 --threads 2 2>&1",
                  tu_cli(), modelp, catp, prefix);
-        int rc2 = ok ? run(cmd, out, sizeof out) : -1;
+        int rc2 = ok ? tu_run(cmd, out, sizeof out) : -1;
         snprintf(path, sizeof path, "%s.csv", prefix);
         int lines = 0;
         FILE *rf = fopen(path, "r");

@@ -20,16 +20,6 @@
 #include "test_flow_synth.h"
 #include "testutil.h"
 
-static int run(const char *cmd, char *out, size_t len)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int count_lines_starting(const char *s, const char *const *names, int n)
 {
     int c = 0;
@@ -186,7 +176,7 @@ int main(void)
     snprintf(prefix, sizeof prefix, "%s/gauss", dir);
     snprintf(cmd, sizeof cmd, "%s validate --model %s --test %s --ngal %zu --nsamples %zu --seed 3 --out %s --threads 2 2>&1",
              bin, model, test, ntest, L, prefix);
-    int rc = run(cmd, out, sizeof out);
+    int rc = tu_run(cmd, out, sizeof out);
     const char *gnames[3] = {"a", "b", "c"};
     CHECK(rc == 0 && count_lines_starting(out, gnames, 3) == 3 && strstr(out, "mean held-out log q"),
           "validate prints one row per parameter and the mean log q (rc %d): %.300s", rc, out);
@@ -207,15 +197,15 @@ int main(void)
     static char out2[1 << 16];
     snprintf(cmd, sizeof cmd, "%s validate --model %s --test %s --ngal %zu --nsamples %zu --seed 3 --threads 1 --tarp-samples 20 2>&1 | grep -v 'TARP\\|sampling and ranks'",
              bin, model, test, ntest, L);
-    run(cmd, out2, sizeof out2);
+    tu_run(cmd, out2, sizeof out2);
     snprintf(cmd, sizeof cmd, "%s validate --model %s --test %s --ngal %zu --nsamples %zu --seed 3 --threads 2 --tarp-samples 20 2>&1 | grep -v 'TARP\\|sampling and ranks'",
              bin, model, test, ntest, L);
-    run(cmd, out, sizeof out);
+    tu_run(cmd, out, sizeof out);
     CHECK(strlen(out) > 200 && !strcmp(out, out2), "same seed, 1 or 2 threads: identical table");
     snprintf(cmd, sizeof cmd, "%s validate --model %s 2>&1", bin, model);
-    CHECK(run(cmd, out, sizeof out) == 2, "missing --test is a usage error");
+    CHECK(tu_run(cmd, out, sizeof out) == 2, "missing --test is a usage error");
     snprintf(cmd, sizeof cmd, "%s validate --model %s --test %s/nonexistent.h5 2>&1", bin, model, dir);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "error"), "missing test file is a runtime error");
+    CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, "error"), "missing test file is a runtime error");
 
     /* (B) SED path with derived properties: tiny simulated set, untrained flow */
     size_t nrows = 0;
@@ -240,7 +230,7 @@ int main(void)
         snprintf(prefix, sizeof prefix, "%s/sed", dir);
         snprintf(cmd, sizeof cmd, "%s validate --model %s --test %s --ngal 20 --nsamples 30 --out %s --no-plots --tarp-samples 10 --threads 2 2>&1",
                  bin, model, test, prefix);
-        rc = run(cmd, out, sizeof out);
+        rc = tu_run(cmd, out, sizeof out);
         const char *dn[4] = {"logmstar", "log_sfr_1gyr", "log_z_mw", "tage_mw"};
         CHECK(rc == 0 && count_lines_starting(out, dn, 4) == 4, "SED validate lists the derived quantities (rc %d): %.400s", rc, out);
         snprintf(path, sizeof path, "%s.h5", prefix);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 int tu_failures = 0;
 int tu_checks = 0;
@@ -41,6 +42,16 @@ const char *tu_shared_dir(void)
 }
 
 const char *tu_cli(void) { return SEDFLOW_TEST_BIN; }
+
+int tu_run(const char *cmd, char *out, size_t len)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 const char *tu_path(const char *dir, const char *rel)
 {

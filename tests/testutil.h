@@ -32,6 +32,11 @@ const char *tu_data_dir(void);
 const char *tu_shared_dir(void);
 const char *tu_cli(void);
 
+/* Run the shell command cmd, capture up to len - 1 bytes of its standard
+ * output into out (NUL-terminated); returns its exit status, -1 when it
+ * could not run or did not exit normally. */
+int tu_run(const char *cmd, char *out, size_t len);
+
 /* Build "dir/rel" into a static buffer (valid until the next call). */
 const char *tu_path(const char *dir, const char *rel);
 
