@@ -5,10 +5,17 @@
  * At load time the PCA de-normalisation is folded into the basis:
  *   (c * pca_scale + pca_shift) @ B = c @ (diag(pca_scale) B) + (pca_shift @ B)
  * so evaluation is one sgemm plus an affine map per wavelength.
+ *
+ * Small batches (n <= sf_emulator_small_max()) run the dense layers and the
+ * PCA product through sf_emu_dense_eval (emu_gemm.c) on copies of W and of
+ * the kept PCA basis packed into column panels at load; larger batches use
+ * sgemm on the row-major originals.  Both paths apply the same activation and
+ * affine maps; they differ by float rounding in the sums only.
  */
 #include "model/emulator.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +23,15 @@
 #include "core/fastmath.h"
 #include "io/h5util.h"
 
+static atomic_int small_max = SF_EMU_SMALL_MAX;
+
+int sf_emulator_set_small_max(int n) { return atomic_exchange(&small_max, n); }
+int sf_emulator_small_max(void) { return atomic_load_explicit(&small_max, memory_order_relaxed); }
+
 static void segment_free(sf_emu_segment *s)
 {
     for (int l = 0; l < SF_EMU_MAXLAYER; l++) {
+        sf_emu_dense_free(&s->dense[l]);
         free(s->W[l]);
         free(s->b[l]);
         if (l < SF_EMU_MAXLAYER - 1) {
@@ -26,6 +39,7 @@ static void segment_free(sf_emu_segment *s)
             free(s->beta[l]);
         }
     }
+    sf_emu_dense_free(&s->pca);
     free(s->pca_basis);
     free(s->pca_offset);
     free(s->spec_scale);
@@ -111,7 +125,12 @@ static sf_status segment_load(hid_t g, double wave_min, sf_emu_segment *s)
     free(pca_scale);
     s->skip = 0;
     while (s->skip < s->n_wave && s->wave[s->skip] < wave_min) s->skip++;
-    return SF_OK;
+    for (int l = 0; l < s->n_layers; l++)
+        if ((st = sf_emu_dense_pack(&s->dense[l], s->width[l], s->width[l + 1], s->W[l], (size_t)s->width[l + 1], s->b[l])))
+            return st;
+    if (s->skip == s->n_wave) return SF_OK; /* nothing kept: s->pca stays empty (no panels) */
+    return sf_emu_dense_pack(&s->pca, s->n_pca, s->n_wave - s->skip, s->pca_basis + s->skip, (size_t)s->n_wave,
+                             s->pca_offset + s->skip);
 }
 
 sf_status sf_emulator_load(hid_t file, const char *group, double wave_min, sf_emulator *e)
@@ -177,9 +196,21 @@ static void activation(float *restrict h, size_t n, int w, const float *restrict
     }
 }
 
+/* out (n, ld) columns [0, nw) <- out * scale + shift (the spectrum de-normalisation). */
+static void spectrum_affine(float *out, size_t ld, size_t n, int nw, const float *restrict sc,
+                            const float *restrict sh)
+{
+    for (size_t i = 0; i < n; i++) {
+        float *restrict row = out + i * ld;
+        for (int j = 0; j < nw; j++) row[j] = row[j] * sc[j] + sh[j];
+    }
+}
+
 void sf_emulator_eval(const sf_emulator *e, size_t n, const float *in, float *ln_lum, size_t ld,
                       float *work)
 {
+    const int sm = sf_emulator_small_max();
+    const int small = sm > 0 && n <= (size_t)sm;
     float *x = work;                          /* (n, n_in) normalised */
     float *h0 = x + n * SF_EMU_MAXIN;         /* (n, max_width) */
     float *h1 = h0 + n * (size_t)e->max_width;
@@ -190,6 +221,20 @@ void sf_emulator_eval(const sf_emulator *e, size_t n, const float *in, float *ln
                 x[i * (size_t)s->n_in + k] = (in[i * (size_t)e->n_in + k] - s->param_shift[k]) / s->param_scale[k];
         const float *src = x;
         float *dst = h0;
+        int nw = s->n_wave - s->skip;
+        float *out = ln_lum + s->offset;
+        if (small) {
+            for (int l = 0; l < s->n_layers; l++) {
+                int wi = s->width[l], wo = s->width[l + 1];
+                sf_emu_dense_eval(&s->dense[l], n, src, (size_t)wi, dst, (size_t)wo);
+                if (l < s->n_layers - 1) activation(dst, n, wo, s->alpha[l], s->beta[l]);
+                src = dst;
+                dst = (dst == h0) ? h1 : h0;
+            }
+            sf_emu_dense_eval(&s->pca, n, src, (size_t)s->n_pca, out, ld);
+            spectrum_affine(out, ld, n, nw, s->spec_scale + s->skip, s->spec_shift + s->skip);
+            continue;
+        }
         for (int l = 0; l < s->n_layers; l++) {
             int wi = s->width[l], wo = s->width[l + 1];
             for (size_t i = 0; i < n; i++) memcpy(dst + i * (size_t)wo, s->b[l], (size_t)wo * sizeof(float));
@@ -203,8 +248,6 @@ void sf_emulator_eval(const sf_emulator *e, size_t n, const float *in, float *ln
             dst = (dst == h0) ? h1 : h0;
         }
         /* src: (n, n_pca) coefficients. ln L = (c @ B' + offset) * scale + shift. */
-        int nw = s->n_wave - s->skip;
-        float *out = ln_lum + s->offset;
         for (size_t i = 0; i < n; i++) memcpy(out + i * ld, s->pca_offset + s->skip, (size_t)nw * sizeof(float));
         if (n == 1)
             cblas_sgemv(CblasRowMajor, CblasTrans, s->n_pca, nw, 1.0f, s->pca_basis + s->skip, s->n_wave, src, 1,
@@ -212,10 +255,6 @@ void sf_emulator_eval(const sf_emulator *e, size_t n, const float *in, float *ln
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, nw, s->n_pca, 1.0f, src, s->n_pca,
                         s->pca_basis + s->skip, s->n_wave, 1.0f, out, (int)ld);
-        const float *sc = s->spec_scale + s->skip, *sh = s->spec_shift + s->skip;
-        for (size_t i = 0; i < n; i++) {
-            float *restrict row = out + i * ld;
-            for (int j = 0; j < nw; j++) row[j] = row[j] * sc[j] + sh[j];
-        }
+        spectrum_affine(out, ld, n, nw, s->spec_scale + s->skip, s->spec_shift + s->skip);
     }
 }

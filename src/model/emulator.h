@@ -6,7 +6,9 @@
  *     h' = (beta + (1 - beta) sigmoid(alpha a)) a,   a = h W + b,
  * mapping the normalised parameters to n_pca normalised PCA coefficients c,
  * then ln L = ((c pca_scale + pca_shift) @ pca_basis) spectrum_scale + spectrum_shift.
- * A batch of n inputs runs through sgemm layer by layer.
+ * A batch of n inputs runs layer by layer through CBLAS sgemm, or, for
+ * n <= sf_emulator_small_max() (default SF_EMU_SMALL_MAX), through the
+ * register-blocked kernel of model/emu_gemm.h on weights packed at load.
  */
 #ifndef SEDFLOW_MODEL_EMULATOR_H
 #define SEDFLOW_MODEL_EMULATOR_H
@@ -14,11 +16,15 @@
 #include <hdf5.h>
 #include <stddef.h>
 
+#include "model/emu_gemm.h"
 #include "sedflow/error.h"
 
 #define SF_EMU_MAXSEG 4
 #define SF_EMU_MAXLAYER 9
 #define SF_EMU_MAXIN 9
+/* Batches of at most this many rows use the small-batch kernel (emu_gemm.h),
+ * larger ones sgemm: the crossover measured with bench/bench_model. */
+#define SF_EMU_SMALL_MAX 32
 
 typedef struct {
     int n_in;      /* inputs (9 NMF, 4 burst) */
@@ -38,6 +44,8 @@ typedef struct {
     float *spec_scale;    /* (n_wave) */
     float *spec_shift;    /* (n_wave) */
     double *wave;         /* (n_wave) rest-frame Angstrom */
+    sf_emu_dense dense[SF_EMU_MAXLAYER]; /* W[l], b[l] packed for the small-batch kernel */
+    sf_emu_dense pca;     /* pca_basis columns [skip, n_wave) packed, bias pca_offset */
 } sf_emu_segment;
 
 typedef struct {
@@ -60,5 +68,11 @@ size_t sf_emulator_work_floats(const sf_emulator *e, size_t n);
  * ln_lum (n, ld) columns [0, n_out).  work: sf_emulator_work_floats floats. */
 void sf_emulator_eval(const sf_emulator *e, size_t n, const float *in, float *ln_lum,
                       size_t ld, float *work);
+
+/* Benchmarks and tests only: set the largest batch that uses the small-batch
+ * kernel (0: always sgemm/sgemv; a huge value: always the kernel) and return
+ * the previous value.  Process-wide; not for use while other threads evaluate. */
+int sf_emulator_set_small_max(int n);
+int sf_emulator_small_max(void);
 
 #endif
