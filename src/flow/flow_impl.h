@@ -155,6 +155,12 @@ typedef struct {
     void (*inverse)(const sf_flow *f, void *ws, const float *gdata, int n, const float *z, float *u, double *ldet);
 } sf_flow_sampler;
 
+/* sf_flow_logq plus each row's base variable: z (n x D floats, may be NULL)
+ * = the forward transform of theta (z-scoring included), the point whose
+ * N(0, I) density enters log q (maf_eval.c; tests check sampling against it). */
+sf_status sf_flow_logq_base(const sf_flow *f, size_t n, const double *theta, const double *x, double *logq,
+                            float *z, int nthreads);
+
 extern const sf_flow_sampler sf_maf_sampler; /* maf_sample.c */
 extern const sf_flow_sampler sf_nsf_sampler; /* nsf_eval.c */
 

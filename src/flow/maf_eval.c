@@ -103,10 +103,16 @@ static void eval_forward(const sf_flow *f, chunk_ws *c, int n)
 
 sf_status sf_flow_logq(const sf_flow *f, size_t n, const double *theta, const double *x, double *logq, int nthreads)
 {
+    return sf_flow_logq_base(f, n, theta, x, logq, NULL, nthreads);
+}
+
+sf_status sf_flow_logq_base(const sf_flow *f, size_t n, const double *theta, const double *x, double *logq,
+                            float *z, int nthreads)
+{
     if (!f->prepared) return SF_ERROR(SF_EINVAL, "flow not prepared (call sf_flow_prepare after changing weights)");
     if (n == 0) return SF_OK;
     if (!theta || !logq || (f->C > 0 && !x)) return SF_ERROR(SF_EINVAL, "NULL theta, x or logq");
-    if (f->nsf) return sf_nsf_logq(f, n, theta, x, logq, nthreads);
+    if (f->nsf) return sf_nsf_logq(f, n, theta, x, logq, z, nthreads);
     sf_flow_blas_single();
     const int D = f->D, C = f->C;
     const int nt = sf_flow_nthreads(nthreads);
@@ -135,6 +141,7 @@ sf_status sf_flow_logq(const sf_flow *f, size_t n, const double *theta, const do
                 for (int d = 0; d < D; d++) q -= 0.5 * (double)c.u[(size_t)r * D + d] * c.u[(size_t)r * D + d];
                 logq[r0 + r] = q;
             }
+            if (z) memcpy(z + r0 * D, c.u, (size_t)m * D * sizeof(float));
         }
         chunk_free(&c);
     }

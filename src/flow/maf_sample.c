@@ -1,69 +1,208 @@
 /*
  * MAF sampling: the fast inverse (issue 4 part 3) behind the shared driver
- * (flow_sample.c).  With hidden units sorted by degree, a unit of degree g
- * depends only on inputs u_1..u_g.  Solving for u_d in order d = 1..D, at
- * step d we compute the units of degree d-1 (their inputs are now known) in
- * every layer, then output d; each unit is computed once, so one inverse
- * costs about one forward pass instead of D.
+ * (flow_sample.c).
+ *
+ * With hidden units sorted by degree, a unit of degree g depends only on
+ * inputs u_1..u_g (1-based).  Solving for u_d in order d = 1..D, at step d
+ * the units of degree d-1 of all three hidden layers are computed (their
+ * inputs are now known), then output d:
+ *   h0[o] = tanh(W_in[o][0:d-1] u + b_in[o] + ctx[o])        (ctx per galaxy)
+ *   h1[o] = tanh(W1'[o][0:hi] h0 + b1'),  h2[o] = tanh(W2'[o][0:hi] h1 + b2')
+ *   (s, t) = W_f[2d, 2d+1][0:hi] h2 + b_f,  sc = softplus(s) + 1e-3
+ *   u_d = (v_d - t) / sc,   ldet += log sc
+ * (W' = BN-folded evaluation weights, sf_flow_prepare; hi = units of degree
+ * <= d-1).  Each unit is computed once: one inverse costs one forward pass.
+ *
+ * Layout and kernel.  The chunk's rows are cut into row blocks of RB = 32;
+ * activations are stored unit-major inside a row block, X[rb][unit][32 rows],
+ * so the rows of one unit are one contiguous 128-byte vector.  A degree
+ * slice is computed by a register-blocked kernel: for 2 output units x 32
+ * rows (8 AVX accumulators), loop over the known inputs i with one
+ * broadcast of W[o][i] per unit and 4 vector loads of X[i][rows] (no
+ * packing, no BLAS call), then bias + tanh in registers and one store.  The
+ * softplus / log / affine update of output d runs over the 32 rows in
+ * vectors too.  Summation order is fixed (bias, then inputs in order), rows
+ * never mix, so results do not depend on the thread count.  Without AVX2 +
+ * FMA the same loops run in plain C.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "flow/flow_impl.h"
+#include "flow/flow_simd.h"
+
+#define RB 32                        /* rows per register block */
+#define NRB (SF_FLOW_CHUNK / RB)     /* row blocks per chunk */
 
 typedef struct {
-    float *u, *v;     /* CHUNK x D */
-    float *h[3];      /* CHUNK x H */
-    float *out;       /* CHUNK x 2D */
-    double *ldet;     /* CHUNK */
+    float *ut, *vt; /* NRB x D x RB: u being solved, v = this MADE's target (z-scored) */
+    float *h[3];    /* NRB x H x RB: the three hidden layers */
+    double *ldet;   /* SF_FLOW_CHUNK */
 } chunk_ws;
 
-static inline float *ev_w(const sf_flow *f, int k, int j)
+static inline const float *ev_w(const sf_flow *f, int k, int j)
 {
     return f->ev_w + ((size_t)k * SF_MAF_NBLOCKS + j) * f->H * f->H;
 }
-static inline float *ev_b(const sf_flow *f, int k, int j)
+static inline const float *ev_b(const sf_flow *f, int k, int j)
 {
     return f->ev_b + ((size_t)k * SF_MAF_NBLOCKS + j) * f->H;
 }
 
-/* Inverse of n <= CHUNK rows: c->u holds base draws z on entry, the
- * z-scored theta on return; c->ldet = sum log scale.  bias0: K x H, the
- * input-layer bias plus the galaxy's context term. */
-static void eval_inverse(const sf_flow *f, chunk_ws *c, int n, const float *bias0)
+/* ---- kernels: one row block of RB rows ------------------------------------ */
+
+#ifdef SF_FLOW_AVX2
+/* For b < NB units (rows of W): acc = bias[b] (first) or Y[b] (a partial
+ * sum), acc += sum_{i0<=i<i1} W[b][i] X[i][0:RB], Y[b][0:RB] = tanh(acc)
+ * (last) or acc.  NB = 2: 8 accumulators, 2 broadcasts + 4 loads per 8 FMAs
+ * (NB = 3 spills with GCC). */
+static inline __attribute__((always_inline)) void slice_kernel(const int NB, const float *W, int ldw,
+                                                               const float *bias, int i0, int i1, const float *X,
+                                                               float *Y, int first, int last)
+{
+    __m256 a[2][4];
+    for (int b = 0; b < NB; b++)
+        for (int q = 0; q < 4; q++)
+            a[b][q] = first ? _mm256_set1_ps(bias[b]) : _mm256_load_ps(Y + (size_t)b * RB + 8 * q);
+    for (int i = i0; i < i1; i++) {
+        const float *x = X + (size_t)i * RB;
+        __m256 w[2];
+        for (int b = 0; b < NB; b++) w[b] = _mm256_broadcast_ss(W + (size_t)b * ldw + i);
+        for (int q = 0; q < 4; q++) {
+            __m256 xq = _mm256_load_ps(x + 8 * q);
+            __asm__("" : "+x"(xq)); /* keep xq in a register: GCC would fold the load into each FMA */
+            for (int b = 0; b < NB; b++) a[b][q] = _mm256_fmadd_ps(w[b], xq, a[b][q]);
+        }
+    }
+    for (int b = 0; b < NB; b++)
+        for (int q = 0; q < 4; q++) _mm256_store_ps(Y + (size_t)b * RB + 8 * q, last ? sf_tanh8(a[b][q]) : a[b][q]);
+}
+
+/* Output d for one row block: (s, t) from X = h2 (p inputs), then
+ * u = (v - t) / (softplus(s) + eps), ldet += log(softplus(s) + eps). */
+static void output_update(const float *ws, const float *wt, float bs, float bt, int p, const float *X,
+                          const float *v, float *u, double *ldet)
+{
+    __m256 s0 = _mm256_set1_ps(bs), s1 = s0, s2 = s0, s3 = s0;
+    __m256 t0 = _mm256_set1_ps(bt), t1 = t0, t2 = t0, t3 = t0;
+    for (int i = 0; i < p; i++) {
+        const float *x = X + (size_t)i * RB;
+        const __m256 w0 = _mm256_broadcast_ss(ws + i), w1 = _mm256_broadcast_ss(wt + i);
+        __m256 xq = _mm256_load_ps(x);
+        s0 = _mm256_fmadd_ps(w0, xq, s0), t0 = _mm256_fmadd_ps(w1, xq, t0);
+        xq = _mm256_load_ps(x + 8);
+        s1 = _mm256_fmadd_ps(w0, xq, s1), t1 = _mm256_fmadd_ps(w1, xq, t1);
+        xq = _mm256_load_ps(x + 16);
+        s2 = _mm256_fmadd_ps(w0, xq, s2), t2 = _mm256_fmadd_ps(w1, xq, t2);
+        xq = _mm256_load_ps(x + 24);
+        s3 = _mm256_fmadd_ps(w0, xq, s3), t3 = _mm256_fmadd_ps(w1, xq, t3);
+    }
+    const __m256 s[4] = {s0, s1, s2, s3}, t[4] = {t0, t1, t2, t3};
+    for (int q = 0; q < 4; q++) {
+        const __m256 sc = _mm256_add_ps(sf_softplus8(s[q]), _mm256_set1_ps(SF_MAF_SCALE_EPS));
+        _mm256_store_ps(u + 8 * q, _mm256_div_ps(_mm256_sub_ps(_mm256_load_ps(v + 8 * q), t[q]), sc));
+        const __m256 l = sf_log8(sc);
+        double *ld = ldet + 8 * q;
+        _mm256_storeu_pd(ld, _mm256_add_pd(_mm256_loadu_pd(ld), _mm256_cvtps_pd(_mm256_castps256_ps128(l))));
+        _mm256_storeu_pd(ld + 4, _mm256_add_pd(_mm256_loadu_pd(ld + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(l, 1))));
+    }
+}
+#else
+static inline void slice_kernel(const int NB, const float *W, int ldw, const float *bias, int i0, int i1,
+                                const float *X, float *Y, int first, int last)
+{
+    for (int b = 0; b < NB; b++) {
+        float *y = Y + (size_t)b * RB;
+        if (first)
+            for (int r = 0; r < RB; r++) y[r] = bias[b];
+        for (int i = i0; i < i1; i++) {
+            const float w = W[(size_t)b * ldw + i], *x = X + (size_t)i * RB;
+            for (int r = 0; r < RB; r++) y[r] += w * x[r];
+        }
+        if (last) sf_flow_tanh(y, NULL, RB);
+    }
+}
+
+static void output_update(const float *ws, const float *wt, float bs, float bt, int p, const float *X,
+                          const float *v, float *u, double *ldet)
+{
+    float s[RB], t[RB];
+    for (int r = 0; r < RB; r++) s[r] = bs, t[r] = bt;
+    for (int i = 0; i < p; i++) {
+        const float *x = X + (size_t)i * RB;
+        for (int r = 0; r < RB; r++) s[r] += ws[i] * x[r], t[r] += wt[i] * x[r];
+    }
+    for (int r = 0; r < RB; r++) {
+        const float sc = sf_softplusf(s[r]) + SF_MAF_SCALE_EPS;
+        u[r] = (v[r] - t[r]) / sc;
+        ldet[r] += logf(sc);
+    }
+}
+#endif
+
+/* Units [lo, hi) of one layer for nrb row blocks: Y[o] = tanh(bias[o] +
+ * W[o][0:p] X[0:p]).  X: blocks of ldx units x RB, Y: blocks of H x RB.
+ * The inputs go in tiles of PTILE (16 KB of X per row block, kept in L1
+ * while the slice's units pass over it; H = 500 would otherwise stream X
+ * from L2 once per pair of units), partial sums kept in Y. */
+#define PTILE 128
+static void layer_slice(const float *W, int ldw, const float *bias, int lo, int hi, int p, const float *X, int ldx,
+                        float *Y, int H, int nrb)
+{
+    for (int rb = 0; rb < nrb; rb++) {
+        const float *Xb = X + (size_t)rb * ldx * RB;
+        float *Yb = Y + (size_t)rb * H * RB;
+        int i0 = 0;
+        do {
+            const int i1 = p - i0 > PTILE + PTILE / 2 ? i0 + PTILE : p, first = i0 == 0, last = i1 == p;
+            for (int o = lo; o < hi; o += 2) {
+                const float *Wo = W + (size_t)o * ldw;
+                float *Yo = Yb + (size_t)o * RB;
+                if (hi - o >= 2) slice_kernel(2, Wo, ldw, bias + o, i0, i1, Xb, Yo, first, last);
+                else slice_kernel(1, Wo, ldw, bias + o, i0, i1, Xb, Yo, first, last);
+            }
+            i0 = i1;
+        } while (i0 < p);
+    }
+}
+
+/* Inverse of nrb row blocks: c->ut holds base draws on entry, the z-scored
+ * theta on return; c->ldet = sum log scale.  bias0: K x H, the input-layer
+ * bias plus the galaxy's context term. */
+static void eval_inverse(const sf_flow *f, chunk_ws *c, int nrb, const float *bias0)
 {
     const int D = f->D, H = f->H;
-    for (int r = 0; r < n; r++) c->ldet[r] = 0;
+    for (int r = 0; r < nrb * RB; r++) c->ldet[r] = 0;
     for (int k = f->K - 1; k >= 0; k--) {
         sf_maf_view v;
         sf_maf_view_of(f, f->params, k, &v);
         const int *perm = f->perm + (size_t)k * D;
-        for (int r = 0; r < n; r++)
-            for (int i = 0; i < D; i++) c->v[(size_t)r * D + perm[i]] = c->u[(size_t)r * D + i];
+        for (int rb = 0; rb < nrb; rb++)
+            for (int i = 0; i < D; i++)
+                memcpy(c->vt + ((size_t)rb * D + perm[i]) * RB, c->ut + ((size_t)rb * D + i) * RB, RB * sizeof(float));
         const float *b0 = bias0 + (size_t)k * H;
         for (int d = 0; d < D; d++) {
-            int lo = d > 0 ? f->cnt_le[d - 1] : 0, hi = f->cnt_le[d];
+            const int lo = d > 0 ? f->cnt_le[d - 1] : 0, hi = f->cnt_le[d];
             if (hi > lo) { /* hidden units of degree d: inputs u_0..u_{d-1} known */
-                sf_maf_lin_rows(n, lo, hi, d, c->u, D, v.w_in, D, b0, c->h[0], H);
-                for (int r = 0; r < n; r++) sf_flow_tanh(c->h[0] + (size_t)r * H + lo, NULL, (size_t)(hi - lo));
-                for (int j = 0; j < SF_MAF_NBLOCKS; j++) {
-                    float *ho = c->h[(j + 1) % 3];
-                    sf_maf_lin_rows(n, lo, hi, hi, c->h[j % 3], H, ev_w(f, k, j), H, ev_b(f, k, j), ho, H);
-                    for (int r = 0; r < n; r++) sf_flow_tanh(ho + (size_t)r * H + lo, NULL, (size_t)(hi - lo));
-                }
+                layer_slice(v.w_in, D, b0, lo, hi, d, c->ut, D, c->h[0], H, nrb);
+                for (int j = 0; j < SF_MAF_NBLOCKS; j++)
+                    layer_slice(ev_w(f, k, j), H, ev_b(f, k, j), lo, hi, hi, c->h[j], H, c->h[j + 1], H, nrb);
             }
-            sf_maf_lin_rows(n, 2 * d, 2 * d + 2, hi, c->h[SF_MAF_NBLOCKS % 3], H, v.w_f, H, v.b_f, c->out, 2 * D);
-            for (int r = 0; r < n; r++) {
-                const float *o = c->out + (size_t)r * 2 * D;
-                float sc = sf_softplusf(o[2 * d]) + SF_MAF_SCALE_EPS;
-                c->u[(size_t)r * D + d] = (c->v[(size_t)r * D + d] - o[2 * d + 1]) / sc;
-                c->ldet[r] += logf(sc);
-            }
+            const float *ws = v.w_f + (size_t)(2 * d) * H, *wt = ws + H;
+            for (int rb = 0; rb < nrb; rb++)
+                output_update(ws, wt, v.b_f[2 * d], v.b_f[2 * d + 1], hi, c->h[SF_MAF_NBLOCKS] + (size_t)rb * H * RB,
+                              c->vt + ((size_t)rb * D + d) * RB, c->ut + ((size_t)rb * D + d) * RB,
+                              c->ldet + (size_t)rb * RB);
         }
     }
 }
 
+/* ---- sampler callbacks ------------------------------------------------------ */
+
+static size_t galaxy_floats(const sf_flow *f) { return (size_t)f->K * f->H; }
+
+/* bias0[k] = b_in + tanh(W_c xz + b_c) for the galaxy's context (double sums). */
 static void galaxy_bias(const sf_flow *f, const double *x, float *bias0)
 {
     const int C = f->C, H = f->H;
@@ -74,7 +213,8 @@ static void galaxy_bias(const sf_flow *f, const double *x, float *bias0)
             double a = 0;
             if (C > 0) {
                 a = v.b_c[o];
-                for (int i = 0; i < C; i++) a += (double)v.w_c[(size_t)o * C + i] * (float)((x[i] - f->x_mean[i]) / f->x_std[i]);
+                for (int i = 0; i < C; i++)
+                    a += (double)v.w_c[(size_t)o * C + i] * (float)((x[i] - f->x_mean[i]) / f->x_std[i]);
                 a = sf_tanhf((float)a);
             }
             bias0[(size_t)k * H + o] = v.b_in[o] + (float)a;
@@ -82,15 +222,13 @@ static void galaxy_bias(const sf_flow *f, const double *x, float *bias0)
     }
 }
 
-static size_t galaxy_floats(const sf_flow *f) { return (size_t)f->K * f->H; }
-
 static void ws_free(void *ws)
 {
     chunk_ws *c = ws;
     if (!c) return;
-    free(c->u); free(c->v);
+    free(c->ut); free(c->vt);
     for (int i = 0; i < 3; i++) free(c->h[i]);
-    free(c->out); free(c->ldet);
+    free(c->ldet);
     free(c);
 }
 
@@ -99,25 +237,38 @@ static void *ws_alloc(const sf_flow *f)
     const size_t D = (size_t)f->D, H = (size_t)f->H, N = SF_FLOW_CHUNK;
     chunk_ws *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    c->u = malloc(N * D * sizeof(float));
-    c->v = malloc(N * D * sizeof(float));
-    for (int i = 0; i < 3; i++) c->h[i] = malloc(N * H * sizeof(float));
-    c->out = malloc(N * 2 * D * sizeof(float));
+    /* sizes are multiples of RB floats = 128 bytes, as aligned_alloc needs */
+    c->ut = aligned_alloc(64, N * D * sizeof(float));
+    c->vt = aligned_alloc(64, N * D * sizeof(float));
+    for (int i = 0; i < 3; i++) c->h[i] = aligned_alloc(64, N * H * sizeof(float));
     c->ldet = malloc(N * sizeof(double));
-    if (!c->u || !c->v || !c->h[0] || !c->h[1] || !c->h[2] || !c->out || !c->ldet) {
+    if (!c->ut || !c->vt || !c->h[0] || !c->h[1] || !c->h[2] || !c->ldet) {
         ws_free(c);
         return NULL;
     }
     return c;
 }
 
+/* z (n x D, row-major) -> u (n x D), ldet (n); rows past n in the last row
+ * block are zeros, computed and dropped. */
 static void inverse(const sf_flow *f, void *ws, const float *gdata, int n, const float *z, float *u, double *ldet)
 {
     chunk_ws *c = ws;
-    memcpy(c->u, z, (size_t)n * f->D * sizeof(float));
-    eval_inverse(f, c, n, gdata);
-    memcpy(u, c->u, (size_t)n * f->D * sizeof(float));
-    memcpy(ldet, c->ldet, (size_t)n * sizeof(double));
+    const int D = f->D, nrb = (n + RB - 1) / RB;
+    for (int rb = 0; rb < nrb; rb++)
+        for (int d = 0; d < D; d++) {
+            float *col = c->ut + ((size_t)rb * D + d) * RB;
+            for (int q = 0; q < RB; q++) {
+                const int r = rb * RB + q;
+                col[q] = r < n ? z[(size_t)r * D + d] : 0.f;
+            }
+        }
+    eval_inverse(f, c, nrb, gdata);
+    for (int r = 0; r < n; r++) {
+        const float *col = c->ut + (size_t)(r / RB) * D * RB + r % RB;
+        for (int d = 0; d < D; d++) u[(size_t)r * D + d] = col[(size_t)d * RB];
+        ldet[r] = c->ldet[r];
+    }
 }
 
 const sf_flow_sampler sf_maf_sampler = {galaxy_floats, galaxy_bias, ws_alloc, ws_free, inverse};

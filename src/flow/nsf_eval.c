@@ -113,7 +113,8 @@ static void eval_forward(const sf_flow *f, chunk_ws *c, int n)
     }
 }
 
-sf_status sf_nsf_logq(const sf_flow *f, size_t n, const double *theta, const double *x, double *logq, int nthreads)
+sf_status sf_nsf_logq(const sf_flow *f, size_t n, const double *theta, const double *x, double *logq, float *z,
+                      int nthreads)
 {
     sf_flow_blas_single();
     const int D = f->D, C = f->C;
@@ -142,6 +143,7 @@ sf_status sf_nsf_logq(const sf_flow *f, size_t n, const double *theta, const dou
                 for (int d = 0; d < D; d++) q -= 0.5 * (double)c.u[(size_t)r * D + d] * c.u[(size_t)r * D + d];
                 logq[r0 + r] = q;
             }
+            if (z) memcpy(z + r0 * D, c.u, (size_t)m * D * sizeof(float));
         }
         chunk_free(&c);
     }
