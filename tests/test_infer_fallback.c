@@ -292,7 +292,7 @@ static void test_cli(const row *rows, int quick)
     snprintf(common, sizeof common,
              "--nsamples %d --seed 3 --block 4 --mcmc-walkers 22 --mcmc-iter %d --mcmc-burn %d --mcmc-start best "
              "--mcmc-n-start 100 --mcmc-pool 2",
-             N, quick ? 20 : 24, quick ? 10 : 12);
+             N, quick ? 14 : 24, quick ? 7 : 12);
 
     snprintf(args, sizeof args, "--out test_infer_fb0.h5 --nsamples %d --seed 3 --block 4 --threads 1", N);
     int rc = run_cli(args, "test_infer_fb0.log");
