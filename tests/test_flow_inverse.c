@@ -70,7 +70,7 @@ static void contexts(const sf_flow *f, size_t G, double *x)
 static void check_flow(const char *name, const sf_flow *f, double tol)
 {
     const int D = sf_flow_get_config(f)->D, C = sf_flow_get_config(f)->C;
-    const size_t G = 3, n = 600; /* 600 rows: 3 chunks, the last one partial */
+    const size_t G = 3, n = 610; /* 610 rows: chunks of 240, 240, 130 (a partial row block) */
     const uint64_t seed = 1234;
     double x[3 * 16];
     contexts(f, G, x);

@@ -136,7 +136,7 @@ static inline float sf_softplusf(float s)
 
 /* ---- sampling (flow_sample.c: the driver behind sf_flow_sample) ------- */
 
-#define SF_FLOW_CHUNK 256 /* rows per inverse call: fixed, so results do not depend on threads */
+#define SF_FLOW_CHUNK 240 /* rows per inverse call: fixed, so results do not depend on threads */
 
 /* What a flow family supplies to the shared sampling driver.  The driver
  * owns rounds, rejection, budget, rng streams and threads; the family
