@@ -1,6 +1,8 @@
 /* bench_sedpost: cost of the SED posterior for MCMC and of validation.
  *  1. forward-model photometry per call vs batch size (what the lockstep
- *     slice sampler's small batches cost);
+ *     slice sampler's small batches cost), wall and thread CPU time, through
+ *     the default emulator path and with sgemm forced (the path before the
+ *     small-batch kernel, model/emu_gemm.c);
  *  2. MCMC per galaxy at the paper's settings (30 walkers x 10,000
  *     iterations), extrapolated from a short run: one galaxy alone, and 16
  *     galaxies pooled (sf_sedpost_mcmc_many);
@@ -9,7 +11,8 @@
  *     weights, no box rejection: the cost per draw does not depend on the
  *     values; a trained flow rejects few draws), derived properties,
  *     SBC ranks.
- * Usage: bench_sedpost [iterations (default 40)] [threads (default 2)] */
+ * Usage: bench_sedpost [iterations (default 40)] [threads (default 2)] [sections (default 123)]
+ *   e.g. `bench_sedpost 40 2 12` skips the validation part. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "model/emulator.h"
 #include "sedflow/calib.h"
 #include "sedflow/flow.h"
 #include "sedflow/rng.h"
@@ -27,6 +31,13 @@ static double now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static double thread_cpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
@@ -41,6 +52,7 @@ int main(int argc, char **argv)
 {
     long iters = argc > 1 ? atol(argv[1]) : 40;
     int nth = argc > 2 ? atoi(argv[2]) : 2;
+    const char *sections = argc > 3 ? argv[3] : "123";
     sf_model *m = NULL;
     if (sf_model_load(getenv("SEDFLOW_DATA") ? getenv("SEDFLOW_DATA") : SEDFLOW_TEST_DATA, &m)) {
         fprintf(stderr, "bench_sedpost: %s\n", sf_last_error());
@@ -54,19 +66,29 @@ int main(int argc, char **argv)
         sf_u_to_theta(u + i * SF_NU, th + i * SF_NTHETA);
         z[i] = 0.02 + 0.15 * gsl_rng_uniform(r);
     }
-    printf("# 1. forward model, one thread: time per call vs batch size\n%6s %12s %12s\n", "batch", "ms/call", "ms/point");
     sf_model_work *w = NULL;
     sf_model_work_alloc(m, NB, &w);
-    int bs[] = {1, 2, 4, 8, 12, 16, 30, 64, 256};
-    for (size_t k = 0; k < sizeof bs / sizeof bs[0]; k++) {
-        int n = bs[k], reps = 600 / n + 3;
-        double t0 = now();
-        for (int j = 0; j < reps; j++) sf_model_photometry(m, w, (size_t)n, th, z, f, NULL);
-        double dt = (now() - t0) / reps;
-        printf("%6d %12.3f %12.3f\n", n, dt * 1e3, dt * 1e3 / n);
+    if (strchr(sections, '1')) {
+        printf("# 1. forward model, one thread: time per call vs batch size (default path: kernel for batch <= %d)\n"
+               "%6s %12s %12s %16s %16s\n",
+               sf_emulator_small_max(), "batch", "ms/call", "ms/point", "CPU ms/point", "sgemm CPU ms/pt");
+        int bs[] = {1, 2, 4, 8, 12, 16, 30, 64, 256};
+        for (size_t k = 0; k < sizeof bs / sizeof bs[0]; k++) {
+            int n = bs[k], reps = 600 / n + 3;
+            double t0 = now(), c0 = thread_cpu();
+            for (int j = 0; j < reps; j++) sf_model_photometry(m, w, (size_t)n, th, z, f, NULL);
+            double dt = (now() - t0) / reps, dc = (thread_cpu() - c0) / reps;
+            int saved = sf_emulator_set_small_max(0);
+            c0 = thread_cpu();
+            for (int j = 0; j < reps; j++) sf_model_photometry(m, w, (size_t)n, th, z, f, NULL);
+            double dg = (thread_cpu() - c0) / reps;
+            sf_emulator_set_small_max(saved);
+            printf("%6d %12.3f %12.3f %16.3f %16.3f\n", n, dt * 1e3, dt * 1e3 / n, dc * 1e3 / n, dg * 1e3 / n);
+        }
     }
     sf_model_work_free(w);
 
+    if (!strchr(sections, '2')) goto validation;
     /* 2. MCMC */
     double flux[16 * SF_NBANDS], ivar[16 * SF_NBANDS], zg[16];
     for (int g = 0; g < 16; g++) {
@@ -115,6 +137,12 @@ int main(int argc, char **argv)
            nth, dt * 1e3 / (double)ne, dc * 1e3 / (double)ne, dt / 16 / (double)iters * 1e4 / 60,
            dc / 16 / (double)iters * 1e4 / 60);
 
+validation:
+    if (!strchr(sections, '3')) {
+        gsl_rng_free(r);
+        sf_model_free(m);
+        return 0;
+    }
     /* 3. validation */
     printf("\n# 3. validation, extrapolated to 1,000 galaxies x 10,000 samples x 14 quantities, %d threads\n", nth);
     sf_flow_config fc = {.family = SF_FLOW_MAF, .D = SF_NU, .C = 11, .K = 15, .H = 500, .seed = 1};

@@ -47,7 +47,7 @@ static void test_kernel_shape(gsl_rng *r, int wi, int wo)
     int outside = 0, rowdiff = 0;
     for (size_t n = 1; n <= nmax; n++) {
         for (size_t i = 0; i < nmax * ldy; i++) y[i] = SENTINEL;
-        sf_emu_dense_eval(&d, n, x, ldx, y, ldy);
+        sf_emu_dense_eval(&d, n, x, ldx, y, ldy, &d);
         for (size_t r0 = 0; r0 < nmax; r0++)
             for (size_t j = 0; j < ldy; j++) {
                 float v = y[r0 * ldy + j];
@@ -65,7 +65,7 @@ static void test_kernel_shape(gsl_rng *r, int wi, int wo)
                 worst = e > worst ? e : worst;
             }
         for (size_t r0 = 0; r0 < n; r0++) {
-            sf_emu_dense_eval(&d, 1, x + r0 * ldx, ldx, y1, ldy);
+            sf_emu_dense_eval(&d, 1, x + r0 * ldx, ldx, y1, ldy, NULL);
             rowdiff += memcmp(y1, y + r0 * ldy, sizeof(float) * (size_t)wo) != 0;
         }
     }

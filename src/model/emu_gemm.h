@@ -12,7 +12,8 @@
  * register tiles of MR rows x NP panels (MR x 2 NP ymm accumulators: 4-6 rows
  * x 1 panel for n >= 4; 1 x 4, 2 x 3, 3 x 2 panels for n = 1, 2, 3) run
  * over all wi inputs with FMAs of a broadcast x[r, i] and the vectors
- * W[i, panel]; every row block re-reads a group of panels from L1/L2.
+ * W[i, panel]; every row block re-reads a group of panels from L1/L2, and
+ * the next group (or layer) is prefetched meanwhile.
  *
  * Every output y[r, j] is b[j] + x[r,0] W[0,j] + ... + x[r,wi-1] W[wi-1,j]
  * accumulated in that order (one fused multiply-add per term), whatever n,
@@ -44,8 +45,11 @@ sf_status sf_emu_dense_pack(sf_emu_dense *d, int wi, int wo, const float *W, siz
 void sf_emu_dense_free(sf_emu_dense *d);
 
 /* y (n, ldy) columns [0, wo) = b + x (n, ldx) columns [0, wi) W.  Writes
- * nothing else (no padding columns); x and y must not overlap.  Allocates
- * nothing, reads d only: threads may share d. */
-void sf_emu_dense_eval(const sf_emu_dense *d, size_t n, const float *x, size_t ldx, float *y, size_t ldy);
+ * nothing else (no padding columns); x and y must not overlap.  next (may
+ * be NULL): the layer evaluated after this one, whose first weights are
+ * prefetched while this one finishes.  Allocates nothing, reads d and next
+ * only: threads may share them. */
+void sf_emu_dense_eval(const sf_emu_dense *d, size_t n, const float *x, size_t ldx, float *y, size_t ldy,
+                       const sf_emu_dense *next);
 
 #endif

@@ -226,12 +226,13 @@ void sf_emulator_eval(const sf_emulator *e, size_t n, const float *in, float *ln
         if (small) {
             for (int l = 0; l < s->n_layers; l++) {
                 int wi = s->width[l], wo = s->width[l + 1];
-                sf_emu_dense_eval(&s->dense[l], n, src, (size_t)wi, dst, (size_t)wo);
+                const sf_emu_dense *next = l + 1 < s->n_layers ? &s->dense[l + 1] : &s->pca;
+                sf_emu_dense_eval(&s->dense[l], n, src, (size_t)wi, dst, (size_t)wo, next);
                 if (l < s->n_layers - 1) activation(dst, n, wo, s->alpha[l], s->beta[l]);
                 src = dst;
                 dst = (dst == h0) ? h1 : h0;
             }
-            sf_emu_dense_eval(&s->pca, n, src, (size_t)s->n_pca, out, ld);
+            sf_emu_dense_eval(&s->pca, n, src, (size_t)s->n_pca, out, ld, si + 1 < e->n_seg ? &e->seg[si + 1].dense[0] : NULL);
             spectrum_affine(out, ld, n, nw, s->spec_scale + s->skip, s->spec_shift + s->skip);
             continue;
         }
