@@ -23,8 +23,13 @@
 #define SF_EMU_MAXLAYER 9
 #define SF_EMU_MAXIN 9
 /* Batches of at most this many rows use the small-batch kernel (emu_gemm.h),
- * larger ones sgemm: the crossover measured with bench/bench_model. */
-#define SF_EMU_SMALL_MAX 32
+ * larger ones sgemm.  Measured (bench_model, 1 thread, CPU time, AMD EPYC
+ * Zen 3 shared with other jobs) the kernel is faster at every batch size,
+ * 1.8-2.2x at 1-4 rows, 1.6x at 15, 1.2x at 64, 1.1x at 128-1024; 64
+ * covers the MCMC (lockstep batches of <= 15 walkers, the pooled sampler's
+ * 64-row chunks) and leaves the 256-row chunks of the simulator and of
+ * inference on sgemm, bit for bit as before. */
+#define SF_EMU_SMALL_MAX 64
 
 typedef struct {
     int n_in;      /* inputs (9 NMF, 4 burst) */
