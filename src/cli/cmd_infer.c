@@ -1,7 +1,8 @@
 /*
  * sedflow infer — posteriors of galaxy properties for a catalog (the main
  * job; SEDflow section 5 and Appendix A): read the catalog, check every
- * galaxy, sample the flow, write the posterior catalog (docs/INFER.md).
+ * galaxy, sample the flow, write the posterior catalog (docs/INFER.md); with
+ * --mcmc-fallback, then MCMC for the galaxies outside the training support.
  */
 #include <getopt.h>
 #include <glob.h>
