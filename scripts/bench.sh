@@ -10,6 +10,9 @@ cmake --build build -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc) cores"
 for b in build/bench/bench_*; do
   [ -x "$b" ] || continue
+  [ -f "bench/$(basename "$b").c" ] || continue # stale binaries of removed benchmarks
   echo "## $(basename "$b")"
   "$b"
 done
+echo "## bench_flow --flow nsf"
+build/bench/bench_flow --flow nsf
