@@ -232,7 +232,8 @@ void sf_emulator_eval(const sf_emulator *e, size_t n, const float *in, float *ln
                 src = dst;
                 dst = (dst == h0) ? h1 : h0;
             }
-            sf_emu_dense_eval(&s->pca, n, src, (size_t)s->n_pca, out, ld, si + 1 < e->n_seg ? &e->seg[si + 1].dense[0] : NULL);
+            const sf_emu_dense *next = si + 1 < e->n_seg ? &e->seg[si + 1].dense[0] : NULL;
+            sf_emu_dense_eval(&s->pca, n, src, (size_t)s->n_pca, out, ld, next);
             spectrum_affine(out, ld, n, nw, s->spec_scale + s->skip, s->spec_shift + s->skip);
             continue;
         }
