@@ -25,7 +25,6 @@
 #include <omp.h>
 
 #include "flow/flow_impl.h"
-#include "flow/nsf.h"
 #include "sedflow/rng.h"
 
 #define ROUND_MAX 16384
