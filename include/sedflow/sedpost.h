@@ -45,10 +45,6 @@ enum {
     SF_SEDPOST_NQ = SF_NU + SF_SEDPOST_NDERIVED /* 14 reported quantities */
 };
 
-/* Batches of fewer points are evaluated one point at a time (faster with
- * the forward model's single-galaxy path; see src/mcmc/sedpost.c). */
-#define SF_SEDPOST_SMALL_BATCH 12
-
 /* log10 SFR used when the model's SFR over the last Gyr is exactly 0. */
 #define SF_SEDPOST_LOGSFR_FLOOR (-12.0)
 

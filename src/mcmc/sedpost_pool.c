@@ -128,17 +128,6 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static sf_status eval_rows(const sf_model *m, sf_model_work *w, size_t k, const double *theta, const double *z,
-                           double *flux)
-{
-    if (k >= SF_SEDPOST_SMALL_BATCH) return sf_model_photometry(m, w, k, theta, z, flux, NULL);
-    for (size_t j = 0; j < k; j++) {
-        sf_status st = sf_model_photometry(m, w, 1, theta + j * SF_NTHETA, z + j, flux + j * SF_NBANDS, NULL);
-        if (st) return st;
-    }
-    return SF_OK;
-}
-
 /* Evaluate every pending request (slot order).  Called without the lock;
  * the pending workers are blocked. */
 static sf_status evaluate(pool *P, char *msg, size_t msglen)
@@ -189,8 +178,8 @@ static sf_status evaluate(pool *P, char *msg, size_t msglen)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
         for (size_t c = 0; c < nchunk; c++) {
             size_t i0 = c * CHUNK, k = nin - i0 < CHUNK ? nin - i0 : CHUNK;
-            sf_status st = eval_rows(P->m, P->works[omp_get_thread_num()], k, P->theta + i0 * SF_NTHETA, P->z + i0,
-                                     P->flux + i0 * SF_NBANDS);
+            sf_status st = sf_model_photometry(P->m, P->works[omp_get_thread_num()], k, P->theta + i0 * SF_NTHETA,
+                                               P->z + i0, P->flux + i0 * SF_NBANDS, NULL);
             if (st) {
 #pragma omp critical(sedpost_pool_err)
                 {
