@@ -180,6 +180,25 @@ sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *ws, size_t B, const do
                             const double *x, int update_running, double *loss, float *grad,
                             double *logq_rows, int nthreads);
 
+/* ---- precise batch norm ----------------------------------------------- */
+
+/* "Precise BN" (Wu & Johnson 2021 sect. 3; Ioffe & Szegedy 2015 sect. 3.1):
+ * set every BN layer's running mean and variance of a MAF to the population
+ * statistics of its input over the n rows theta (n x D, theta's own units)
+ * and x (n x C; NULL when C = 0), replacing the training's moving averages
+ * (momentum 0.1: the last ~10-20 minibatches).  Layers are processed in
+ * network order (MADE 0 block 0, block 1, MADE 1, ...), each one's input
+ * computed in evaluation mode with all earlier layers already using their
+ * new statistics.  Mean over the n rows; variance unbiased, sum / (n - 1),
+ * the convention of the training's running_var (PyTorch/nflows).  Then
+ * folds the statistics for evaluation (prepared on return).  Deterministic:
+ * fixed chunks, double sums reduced in a fixed order, the same bits for any
+ * nthreads.  Memory: n x (H + D + C) floats (n = 300,000, H = 128: 180 MB).
+ * An NSF has no BN: SF_OK, nothing changed.  Errors (f unchanged): SF_EINVAL
+ * (n < 2, NULL theta/x, statistics not finite), SF_ENOMEM.  Source:
+ * src/flow/flow_bn.c; docs/FLOW.md "Precise BN". */
+sf_status sf_flow_bn_recompute(sf_flow *f, size_t n, const double *theta, const double *x, int nthreads);
+
 /* ---- model files ------------------------------------------------------ */
 
 /* Write everything inference needs (docs/FLOW.md "File format") to `path`
@@ -232,6 +251,13 @@ typedef struct {
 } sf_flow_epoch_stats;
 
 typedef struct sf_flow_trainer sf_flow_trainer;
+
+/* The trainer's split of n rows (cfg->seed, cfg->val_frac): idx (n) gets a
+ * seeded permutation of 0..n-1 whose first *n_train entries are the
+ * training rows (in random order) and the rest, floor(val_frac n), the
+ * validation rows.  n_train may be NULL.  Errors: SF_EINVAL (no split),
+ * SF_ENOMEM. */
+sf_status sf_flow_train_split(size_t n, const sf_flow_train_config *cfg, size_t *idx, size_t *n_train);
 
 /* Prepare training of f on d: 90/10 split (random, from cfg->seed), z-score
  * statistics from the training split, prior box and names from d, Adam

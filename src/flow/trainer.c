@@ -115,10 +115,7 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
         goto fail;
     }
     if ((st = sf_flow_train_ws_alloc(f, cfg->batch, &t->ws))) goto fail;
-    /* split: a seeded shuffle of the rows; the last n_val are validation */
-    for (size_t i = 0; i < d->n; i++) t->idx[i] = i;
-    sf_rng_set_stream(t->rng, cfg->seed, 0);
-    sf_flow_shuffle(t->rng, t->idx, d->n);
+    if ((st = sf_flow_train_split(d->n, cfg, t->idx, NULL))) goto fail;
     for (size_t i = 0; i < n_val; i++) {
         size_t r = t->idx[t->n_train + i];
         memcpy(t->vth + i * D, d->theta + r * D, D * sizeof(double));
@@ -154,6 +151,22 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
 fail:
     sf_flow_trainer_free(t);
     return st;
+}
+
+sf_status sf_flow_train_split(size_t n, const sf_flow_train_config *cfg, size_t *idx, size_t *n_train)
+{
+    size_t n_val = (size_t)floor(cfg->val_frac * (double)n);
+    if (!(cfg->val_frac > 0 && cfg->val_frac < 1) || n_val < 1 || n_val >= n)
+        return SF_ERROR(SF_EINVAL, "no validation split of %zu rows with fraction %g", n, cfg->val_frac);
+    gsl_rng *r = sf_rng_alloc(cfg->seed);
+    if (!r) return SF_ERROR(SF_ENOMEM, "out of memory");
+    /* a seeded shuffle of the rows; the last n_val are validation */
+    for (size_t i = 0; i < n; i++) idx[i] = i;
+    sf_rng_set_stream(r, cfg->seed, 0);
+    sf_flow_shuffle(r, idx, n);
+    gsl_rng_free(r);
+    if (n_train) *n_train = n - n_val;
+    return SF_OK;
 }
 
 long sf_flow_trainer_epochs(const sf_flow_trainer *t) { return t->epoch; }
