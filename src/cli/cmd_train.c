@@ -52,7 +52,7 @@ static void help(void)
            "                     ~0.3 nats between epochs).  The N rows are the first N of the\n"
            "                     seeded training split (a random sample; never validation rows;\n"
            "                     N larger than the split: all of it).  Logs the validation mean\n"
-           "                     log q before and after on stderr.  Memory ~N x (H + 23) x 4\n"
+           "                     log q before and after on stderr.  Memory ~N x (H + D + C) x 4\n"
            "                     bytes (N = 300000, H = 128: 180 MB).  NSF: no batch norm,\n"
            "                     nothing to do.  docs/FLOW.md \"Precise BN\"\n"
            "  --recalibrate-bn IN  no training: load the model (or checkpoint) IN, apply\n"
