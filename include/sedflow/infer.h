@@ -92,7 +92,7 @@ typedef struct {
     uint64_t seed;         /* default 1; galaxy i uses seed sf_infer_galaxy_seed(seed, i) */
     int nthreads;          /* OpenMP threads over galaxies (0: omp_get_max_threads()) */
     double min_acceptance; /* leakage flag below this acceptance fraction (default 0.5) */
-    size_t max_proposals;  /* proposal budget per galaxy (0: 100 n_samples) */
+    size_t max_proposals;  /* proposal budget per galaxy (0: 10 n_samples) */
     int skip_flagged;      /* nonzero: do not sample galaxies flagged before sampling */
     double sigma_nsd;      /* sigma check: mu + sigma_nsd * sigma_sigma (default 3, Appendix A) */
 } sf_infer_options;

@@ -126,7 +126,7 @@ sf_status sf_infer_alloc(const char *model_path, const char *data_path, const ch
         free(p);
         return st;
     }
-    if (!o->max_proposals) o->max_proposals = 100 * o->n_samples;
+    if (!o->max_proposals) o->max_proposals = 10 * o->n_samples;
     st = sf_flow_load(model_path, &p->flow);
     if (!st) {
         const sf_flow_config *c = sf_flow_get_config(p->flow);
