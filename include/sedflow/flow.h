@@ -235,9 +235,16 @@ typedef struct {
     double clip_norm;  /* global gradient-norm clip (5) */
     uint64_t seed;     /* split and epoch shuffles */
     int nthreads;
+    size_t precise_bn_rows; /* MAF: precise BN at every epoch end (0 = off, as SEDflow/nflows; else >= 2):
+                             * before the validation log q, sf_flow_bn_recompute over the first
+                             * min(precise_bn_rows, n_train) rows of the seeded training split
+                             * (never validation rows), so validation, best-epoch choice, early
+                             * stopping and the best weights use exact BN statistics; the next
+                             * epoch's moving averages start from them.  NSF: ignored */
 } sf_flow_train_config;
 
-/* Defaults above (batch 50, lr 5e-4, 0.1, 20, 5, seed 1, nthreads 0). */
+/* Defaults above (batch 50, lr 5e-4, 0.1, 20, 5, seed 1, nthreads 0,
+ * precise_bn_rows 0). */
 void sf_flow_train_config_default(sf_flow_train_config *c);
 
 typedef struct {
@@ -261,7 +268,10 @@ sf_status sf_flow_train_split(size_t n, const sf_flow_train_config *cfg, size_t 
 
 /* Prepare training of f on d: 90/10 split (random, from cfg->seed), z-score
  * statistics from the training split, prior box and names from d, Adam
- * state.  f must match d (D, C) and outlive the trainer. */
+ * state, and (MAF, cfg->precise_bn_rows > 0) a copy of the precise-BN rows
+ * (min(precise_bn_rows, n_train) x (D + C) doubles).  f must match d (D, C)
+ * and outlive the trainer.  Errors: SF_EINVAL (bad configuration, e.g.
+ * precise_bn_rows = 1), SF_ENOMEM. */
 sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow_train_config *cfg,
                                 sf_flow_trainer **out);
 void sf_flow_trainer_free(sf_flow_trainer *t);
@@ -269,8 +279,11 @@ void sf_flow_trainer_free(sf_flow_trainer *t);
 /* One minibatch step (shuffled order per epoch, from stream (seed, epoch)):
  * forward, backward, clip, Adam.  *more = 0 when the epoch's batches are done. */
 sf_status sf_flow_trainer_step(sf_flow_trainer *t, int *more);
-/* Close the epoch (also after an early break): validation log q, best-weight
- * bookkeeping, history.  *stop = 1 when patience is exhausted. */
+/* Close the epoch (also after an early break): precise BN when
+ * cfg->precise_bn_rows (MAF), validation log q, best-weight bookkeeping
+ * (weights and BN statistics), history.  *stop = 1 when patience is
+ * exhausted.  Errors: those of sf_flow_logq and sf_flow_bn_recompute (the
+ * epoch is then not counted). */
 sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *st, int *stop);
 /* Epochs completed so far. */
 long sf_flow_trainer_epochs(const sf_flow_trainer *t);

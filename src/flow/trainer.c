@@ -3,7 +3,9 @@
  * shuffled minibatches, Adam (PyTorch semantics), global gradient-norm
  * clipping, early stopping on the validation log q with the best weights
  * kept, checkpoints with the optimiser state.  As sbi's `train()` loop
- * (Hahn & Melchior 2022 sect. 3.3).
+ * (Hahn & Melchior 2022 sect. 3.3).  Optionally (precise_bn_rows) the
+ * MAF's BN statistics are recomputed exactly over fixed training rows at
+ * every epoch end, before validation (docs/FLOW.md "Precise BN").
  */
 #include <math.h>
 #include <stdio.h>
@@ -40,6 +42,8 @@ struct sf_flow_trainer {
     sf_flow_train_ws *ws;
     double *bth, *bx;         /* batch buffers */
     double *vth, *vx, *vlq;   /* validation set */
+    size_t n_pbn;             /* precise-BN rows (0: off, or an NSF) */
+    double *pth, *px;         /* the first n_pbn training rows (theta, x) */
     double ep_sum, t0, seconds;
     size_t ep_rows;
     gsl_rng *rng;
@@ -61,6 +65,7 @@ void sf_flow_train_config_default(sf_flow_train_config *c)
     c->clip_norm = 5.0;
     c->seed = 1;
     c->nthreads = 0;
+    c->precise_bn_rows = 0;
 }
 
 void sf_flow_trainer_free(sf_flow_trainer *t)
@@ -68,6 +73,7 @@ void sf_flow_trainer_free(sf_flow_trainer *t)
     if (!t) return;
     free(t->idx); free(t->order); free(t->grad); free(t->m); free(t->v); free(t->best); free(t->best_bn);
     free(t->bth); free(t->bx); free(t->vth); free(t->vx); free(t->vlq);
+    free(t->pth); free(t->px);
     sf_flow_train_ws_free(t->ws);
     gsl_rng_free(t->rng);
     free(t);
@@ -81,9 +87,10 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
     *out = NULL;
     if (d->D != f->D || d->C != f->C)
         return SF_ERROR(SF_EINVAL, "data has D=%d C=%d, flow D=%d C=%d", d->D, d->C, f->D, f->C);
-    if (cfg->batch < 2 || !(cfg->lr > 0) || !(cfg->val_frac > 0 && cfg->val_frac < 1) || cfg->patience < 1)
-        return SF_ERROR(SF_EINVAL, "bad training configuration (batch %zu, lr %g, val_frac %g)", cfg->batch, cfg->lr,
-                        cfg->val_frac);
+    if (cfg->batch < 2 || !(cfg->lr > 0) || !(cfg->val_frac > 0 && cfg->val_frac < 1) || cfg->patience < 1 ||
+        cfg->precise_bn_rows == 1)
+        return SF_ERROR(SF_EINVAL, "bad training configuration (batch %zu, lr %g, val_frac %g, precise_bn_rows %zu)",
+                        cfg->batch, cfg->lr, cfg->val_frac, cfg->precise_bn_rows);
     size_t n_val = (size_t)floor(cfg->val_frac * (double)d->n);
     if (n_val < 1 || d->n - n_val < cfg->batch)
         return SF_ERROR(SF_EINVAL, "%zu rows too few for batch %zu and a validation split", d->n, cfg->batch);
@@ -94,6 +101,7 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
     t->cfg = *cfg;
     t->n_val = n_val;
     t->n_train = d->n - n_val;
+    t->n_pbn = f->nsf ? 0 : cfg->precise_bn_rows < t->n_train ? cfg->precise_bn_rows : t->n_train;
     const size_t np = f->n_params, D = (size_t)f->D, C = (size_t)f->C;
     t->idx = malloc(d->n * sizeof(size_t));
     t->order = malloc(t->n_train * sizeof(size_t));
@@ -108,9 +116,13 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
     t->vx = malloc((n_val * C + 1) * sizeof(double));
     t->vlq = malloc(n_val * sizeof(double));
     t->rng = sf_rng_alloc(cfg->seed);
+    if (t->n_pbn) {
+        t->pth = malloc(t->n_pbn * D * sizeof(double));
+        t->px = malloc((t->n_pbn * C + 1) * sizeof(double));
+    }
     sf_status st = SF_OK;
     if (!t->idx || !t->order || !t->grad || !t->m || !t->v || !t->best || !t->best_bn || !t->bth || !t->bx ||
-        !t->vth || !t->vx || !t->vlq || !t->rng) {
+        !t->vth || !t->vx || !t->vlq || !t->rng || (t->n_pbn && (!t->pth || !t->px))) {
         st = SF_ERROR(SF_ENOMEM, "out of memory for the trainer (%zu parameters)", np);
         goto fail;
     }
@@ -120,6 +132,13 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
         size_t r = t->idx[t->n_train + i];
         memcpy(t->vth + i * D, d->theta + r * D, D * sizeof(double));
         if (C) memcpy(t->vx + i * C, d->x + r * C, C * sizeof(double));
+    }
+    /* precise-BN rows: the first n_pbn of the seeded training split, the
+     * rows `sedflow train --precise-bn` uses */
+    for (size_t i = 0; i < t->n_pbn; i++) {
+        size_t r = t->idx[i];
+        memcpy(t->pth + i * D, d->theta + r * D, D * sizeof(double));
+        if (C) memcpy(t->px + i * C, d->x + r * C, C * sizeof(double));
     }
     /* z-score statistics from the training split */
     {
@@ -273,8 +292,15 @@ sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *es,
 {
     sf_flow *f = t->f;
     int partial = t->in_epoch && t->n_train - t->pos >= 2;
+    sf_status st;
+    /* precise BN: the validation log q, the best-epoch choice and the kept
+     * best statistics use the exact statistics over the fixed rows, not the
+     * moving averages; these stay in f, so the next epoch's moving averages
+     * start from them (training itself normalises with batch statistics) */
+    if (t->n_pbn && (st = sf_flow_bn_recompute(f, t->n_pbn, t->pth, f->C ? t->px : NULL, t->cfg.nthreads)))
+        return st;
     sf_flow_prepare(f);
-    sf_status st = sf_flow_logq(f, t->n_val, t->vth, f->C ? t->vx : NULL, t->vlq, t->cfg.nthreads);
+    st = sf_flow_logq(f, t->n_val, t->vth, f->C ? t->vx : NULL, t->vlq, t->cfg.nthreads);
     if (st) return st;
     double s = 0;
     for (size_t i = 0; i < t->n_val; i++) s += t->vlq[i];
@@ -342,6 +368,7 @@ sf_status sf_flow_trainer_checkpoint(const sf_flow_trainer *t, const char *path)
     TRY(sf_h5_attr_set_long(file, "trainer", "since_improvement", t->since));
     TRY(sf_h5_attr_set_long(file, "trainer", "n_rows", (long long)t->d->n));
     TRY(sf_h5_attr_set_long(file, "trainer", "seed", (long long)t->cfg.seed));
+    TRY(sf_h5_attr_set_long(file, "trainer", "precise_bn_rows", (long long)t->n_pbn));
     TRY(sf_h5_attr_set_double(file, "trainer", "best_val_logq", t->best_val));
     TRY(sf_h5_attr_set_double(file, "trainer", "seconds", t->seconds));
 done:
