@@ -27,6 +27,21 @@ static inline __m256 tanh8(__m256 x)
 void sf_flow_tanh(float *y, const float *add, size_t n)
 {
     size_t i = 0;
+    if (n >= 8 && n % 8) {
+        /* the ragged tail as one vector overlapping the last full one, read
+         * before the loop overwrites the overlap (short rows of degree
+         * slices in training: no scalar tail) */
+        __m256 t = _mm256_loadu_ps(y + n - 8);
+        if (add) t = _mm256_add_ps(t, _mm256_loadu_ps(add + n - 8));
+        t = tanh8(t);
+        if (add)
+            for (; i + 8 <= n; i += 8)
+                _mm256_storeu_ps(y + i, tanh8(_mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(add + i))));
+        else
+            for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, tanh8(_mm256_loadu_ps(y + i)));
+        _mm256_storeu_ps(y + n - 8, t);
+        return;
+    }
     if (add)
         for (; i + 8 <= n; i += 8)
             _mm256_storeu_ps(y + i, tanh8(_mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(add + i))));

@@ -32,6 +32,7 @@ struct sf_flow_train_ws {
     float *g0, *g1;       /* bmax x D ping-pong: d loss / d u */
     double *ldet;         /* bmax */
     double *s1, *s2;      /* H scratch (per unit sums) */
+    float *cf;            /* 3H scratch (per unit float coefficients) */
     struct sf_nsf_ws *nsf; /* NSF family: its workspace (nsf_train.c); the rest unused */
 };
 
@@ -69,8 +70,9 @@ sf_status sf_flow_train_ws_alloc(const sf_flow *f, size_t bmax, sf_flow_train_ws
     w->ldet = malloc(B * sizeof(double));
     w->s1 = malloc(H * sizeof(double));
     w->s2 = malloc(H * sizeof(double));
+    w->cf = malloc(3 * H * sizeof(float));
     if (!w->xz || !w->u || !w->ct || !w->h0 || !w->xh || !w->bo || !w->hh || !w->istd || !w->out ||
-        !w->dA || !w->dB || !w->dC || !w->dout || !w->g0 || !w->g1 || !w->ldet || !w->s1 || !w->s2) {
+        !w->dA || !w->dB || !w->dC || !w->dout || !w->g0 || !w->g1 || !w->ldet || !w->s1 || !w->s2 || !w->cf) {
         sf_flow_train_ws_free(w);
         return SF_ERROR(SF_ENOMEM, "out of memory for a training workspace of batch %zu", bmax);
     }
@@ -84,7 +86,7 @@ void sf_flow_train_ws_free(sf_flow_train_ws *w)
     sf_nsf_train_ws_free(w->nsf);
     free(w->xz); free(w->u); free(w->ct); free(w->h0); free(w->xh); free(w->bo); free(w->hh);
     free(w->istd); free(w->out); free(w->dA); free(w->dB); free(w->dC); free(w->dout);
-    free(w->g0); free(w->g1); free(w->ldet); free(w->s1); free(w->s2);
+    free(w->g0); free(w->g1); free(w->ldet); free(w->s1); free(w->s2); free(w->cf);
     free(w);
 }
 
@@ -140,53 +142,87 @@ static void grad_cols(int B, int c0, int c1, const sf_maf_run *runs, int n_runs,
         for (int r = 0; r < B; r++) memset(dX + (size_t)r * ldx + c0, 0, (size_t)(c1 - c0) * sizeof(float));
 }
 
-/* Batch norm forward (batch statistics) of units [a, b). */
+/* Batch norm forward (batch statistics) of units [a, b).  Per-unit sums in
+ * double over the rows in order (vectorised across units, so the result does
+ * not depend on how units are split between threads); the per-element
+ * normalisation in float with per-unit float coefficients (cf: H scratch). */
 static void bn_fwd(int B, int H, int a, int b, const float *x, const float *g, const float *be, float *xh,
-                   float *y, float *istd, float *run, int update, double *s1, double *s2)
+                   float *y, float *istd, float *run, int update, double *s1, double *s2, float *cf)
 {
-    for (int o = a; o < b; o++) s1[o] = s2[o] = 0;
-    for (int r = 0; r < B; r++)
-        for (int o = a; o < b; o++) s1[o] += x[(size_t)r * H + o];
-    for (int o = a; o < b; o++) s1[o] /= B;
-    for (int r = 0; r < B; r++)
-        for (int o = a; o < b; o++) {
-            double d = x[(size_t)r * H + o] - s1[o];
-            s2[o] += d * d;
-        }
-    for (int o = a; o < b; o++) {
-        double var = s2[o] / B;
-        istd[o] = (float)(1 / sqrt(var + SF_MAF_BN_EPS));
-        if (update) {
-            run[o] = (float)((1 - SF_MAF_BN_MOMENTUM) * run[o] + SF_MAF_BN_MOMENTUM * s1[o]);
-            run[H + o] = (float)((1 - SF_MAF_BN_MOMENTUM) * run[H + o] + SF_MAF_BN_MOMENTUM * s2[o] / (B - 1));
+    const int n = b - a;
+    if (n <= 0) return;
+    double *restrict m = s1 + a, *restrict q = s2 + a;
+    float *restrict mf = cf + a, *restrict is = istd + a;
+    for (int o = 0; o < n; o++) m[o] = q[o] = 0;
+    for (int r = 0; r < B; r++) {
+        const float *restrict xr = x + (size_t)r * H + a;
+        for (int o = 0; o < n; o++) m[o] += xr[o];
+    }
+    for (int o = 0; o < n; o++) m[o] /= B;
+    for (int r = 0; r < B; r++) {
+        const float *restrict xr = x + (size_t)r * H + a;
+        for (int o = 0; o < n; o++) {
+            double d = xr[o] - m[o];
+            q[o] += d * d;
         }
     }
-    for (int r = 0; r < B; r++)
-        for (int o = a; o < b; o++) {
-            size_t i = (size_t)r * H + o;
-            float v = (float)((x[i] - s1[o]) * istd[o]);
-            xh[i] = v;
-            y[i] = g[o] * v + be[o];
+    for (int o = 0; o < n; o++) {
+        double var = q[o] / B;
+        is[o] = (float)(1 / sqrt(var + SF_MAF_BN_EPS));
+        mf[o] = (float)m[o];
+        if (update) {
+            run[a + o] = (float)((1 - SF_MAF_BN_MOMENTUM) * run[a + o] + SF_MAF_BN_MOMENTUM * m[o]);
+            run[H + a + o] =
+                (float)((1 - SF_MAF_BN_MOMENTUM) * run[H + a + o] + SF_MAF_BN_MOMENTUM * q[o] / (B - 1));
         }
+    }
+    const float *restrict bb = be + a, *restrict gg = g + a;
+    for (int r = 0; r < B; r++) {
+        const float *restrict xr = x + (size_t)r * H + a;
+        float *restrict xhr = xh + (size_t)r * H + a, *restrict yr = y + (size_t)r * H + a;
+        for (int o = 0; o < n; o++) {
+            float v = (xr[o] - mf[o]) * is[o];
+            xhr[o] = v;
+            yr[o] = gg[o] * v + bb[o];
+        }
+    }
 }
 
-/* Batch norm backward of units [a, b): dy (in) -> dx (out, may alias dy). */
+/* Batch norm backward of units [a, b): dy (in) -> dx (out, may alias dy),
+ * times 1 - hp^2 (the tanh derivative of the layer below; hp may be NULL).
+ * Sums in double as in bn_fwd; cf: 3H float scratch. */
 static void bn_bwd(int B, int H, int a, int b, const float *dy, const float *xh, const float *g,
-                   const float *istd, float *dg, float *dbe, float *dx, double *s1, double *s2)
+                   const float *istd, float *dg, float *dbe, float *dx, const float *hp, double *s1, double *s2,
+                   float *cf)
 {
-    for (int o = a; o < b; o++) s1[o] = s2[o] = 0;
-    for (int r = 0; r < B; r++)
-        for (int o = a; o < b; o++) {
-            size_t i = (size_t)r * H + o;
-            s1[o] += dy[i];
-            s2[o] += (double)dy[i] * xh[i];
+    const int n = b - a;
+    if (n <= 0) return;
+    double *restrict p1 = s1 + a, *restrict p2 = s2 + a;
+    for (int o = 0; o < n; o++) p1[o] = p2[o] = 0;
+    for (int r = 0; r < B; r++) {
+        const float *restrict dyr = dy + (size_t)r * H + a, *restrict xhr = xh + (size_t)r * H + a;
+        for (int o = 0; o < n; o++) {
+            p1[o] += dyr[o];
+            p2[o] += (double)dyr[o] * xhr[o];
         }
-    for (int o = a; o < b; o++) dbe[o] = (float)s1[o], dg[o] = (float)s2[o];
-    for (int r = 0; r < B; r++)
-        for (int o = a; o < b; o++) {
-            size_t i = (size_t)r * H + o;
-            dx[i] = (float)(g[o] * istd[o] / B * ((double)B * dy[i] - s1[o] - xh[i] * s2[o]));
-        }
+    }
+    float *restrict ca = cf + a, *restrict c1 = cf + H + a, *restrict c2 = cf + 2 * H + a;
+    for (int o = 0; o < n; o++) {
+        dbe[a + o] = (float)p1[o], dg[a + o] = (float)p2[o];
+        ca[o] = g[a + o] * istd[a + o];
+        c1[o] = (float)(p1[o] / B);
+        c2[o] = (float)(p2[o] / B);
+    }
+    for (int r = 0; r < B; r++) {
+        const float *dyr = dy + (size_t)r * H + a, *restrict xhr = xh + (size_t)r * H + a;
+        float *dxr = dx + (size_t)r * H + a;
+        if (hp) {
+            const float *restrict hr = hp + (size_t)r * H + a;
+            for (int o = 0; o < n; o++)
+                dxr[o] = ca[o] * (dyr[o] - c1[o] - xhr[o] * c2[o]) * (1.f - hr[o] * hr[o]);
+        } else
+            for (int o = 0; o < n; o++) dxr[o] = ca[o] * (dyr[o] - c1[o] - xhr[o] * c2[o]);
+    }
 }
 
 typedef struct {
@@ -224,10 +260,15 @@ static void forward(pass_ctx *c, int t, int nt)
             size_t kj = (size_t)k * SF_MAF_NBLOCKS + j;
             float *xh = w->xh + kj * BH, *bo = w->bo + kj * BH, *hh = w->hh + kj * BH;
             float *istd = w->istd + kj * H, *run = f->bn_run + kj * 2 * H;
-            for (int q = 0; q < f->n_srun; q++) { /* units owned as in the products */
-                int a, b;
-                slice(f->srun_h[q].rs, f->srun_h[q].re, t, nt, &a, &b);
-                bn_fwd(B, H, a, b, hin, v.bn_g[j], v.bn_b[j], xh, bo, istd, run, c->update, w->s1, w->s2);
+            for (int q = 0, a0 = 0, b0 = 0; q <= f->n_srun; q++) { /* units owned as in the products */
+                int a = H, b = H;
+                if (q < f->n_srun) slice(f->srun_h[q].rs, f->srun_h[q].re, t, nt, &a, &b);
+                if (q < f->n_srun && a == b0) { /* contiguous with the pending range (1 thread: all H) */
+                    b0 = b;
+                    continue;
+                }
+                bn_fwd(B, H, a0, b0, hin, v.bn_g[j], v.bn_b[j], xh, bo, istd, run, c->update, w->s1, w->s2, w->cf);
+                a0 = a, b0 = b;
             }
 #pragma omp barrier
             for (int q = 0; q < f->n_srun; q++) {
@@ -332,12 +373,17 @@ static void backward(pass_ctx *c, int t, int nt)
                 int a, b;
                 slice(f->hgrp[q], f->hgrp[q + 1], t, nt, &a, &b);
                 grad_cols(B, a, b, f->run_h, f->n_run_h, dcur, H, v.w_h[j], H, dnext, H);
-                bn_bwd(B, H, a, b, dnext, xh, v.bn_g[j], istd, dv.bn_g[j], dv.bn_b[j], dnext, w->s1, w->s2);
-                for (int r = 0; r < B; r++)
-                    for (int o = a; o < b; o++) {
-                        size_t i = (size_t)r * H + o;
-                        dnext[i] *= 1.f - hprev[i] * hprev[i];
-                    }
+            }
+            for (int q = 0, a0 = 0, b0 = 0; q <= f->n_hgrp; q++) { /* same units, contiguous ones merged */
+                int a = H, b = H;
+                if (q < f->n_hgrp) slice(f->hgrp[q], f->hgrp[q + 1], t, nt, &a, &b);
+                if (q < f->n_hgrp && a == b0) {
+                    b0 = b;
+                    continue;
+                }
+                bn_bwd(B, H, a0, b0, dnext, xh, v.bn_g[j], istd, dv.bn_g[j], dv.bn_b[j], dnext, hprev, w->s1, w->s2,
+                       w->cf);
+                a0 = a, b0 = b;
             }
             float *tmp = dcur;
             dcur = dnext;
