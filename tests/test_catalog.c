@@ -273,9 +273,26 @@ static void test_csv(void)
     CHECK(st == SF_EFORMAT && strstr(sf_last_error(), "band z"), "missing band column -> SF_EFORMAT: %s",
           sf_last_error());
     CHECK(c == NULL, "no catalog on failure");
+
+    /* A UTF-8 byte-order mark before the header (spreadsheet exports): the first
+     * column, here id, is still found. */
+    const char *b = tmp_path("bom.csv");
+    fp = fopen(b, "w");
+    fprintf(fp, "\xEF\xBB\xBFid,z,flux_u,flux_g,flux_r,flux_i,flux_z,ivar_u,ivar_g,ivar_r,ivar_i,ivar_z\n"
+                "4242,0.05,10,20,30,40,50,1,2,3,4,5\n");
+    fclose(fp);
+    fmt = SF_CATALOG_AUTO;
+    CHECK(sf_catalog_detect(b, NULL, &fmt) == SF_OK && fmt == SF_CATALOG_CSV, "CSV with a byte-order mark detected");
+    pp[0] = b;
+    st = sf_catalog_read(pp, 1, SF_CATALOG_AUTO, NULL, &c);
+    CHECK(st == SF_OK && c && c->n == 1 && c->id[0] == 4242 && c->flags[0] == 0,
+          "byte-order mark: id column read (id %lld)", c ? (long long)c->id[0] : -1LL);
+    sf_catalog_free(c);
+    c = NULL;
     remove(p);
     remove(q);
     remove(r);
+    remove(b);
 }
 
 static void test_hdf5(void)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <fitsio.h>
@@ -501,6 +502,7 @@ static void test_cli(const row *rows, int quick)
 
     /* interrupted after 5 galaxies, resumed on 2 threads */
     remove("test_infer_t3.h5");
+    remove("test_infer_t3.h5.tmp");
     snprintf(args, sizeof args, "--out test_infer_t3.h5 --nsamples %d --seed 5 --threads 1 --block 2 --stop-after 5", N);
     rc = run_cli(args, "test_infer_t3a.log");
     FILE *fp = fopen("test_infer_t3.h5", "r"), *fq = fopen("test_infer_t3.h5.tmp", "r");
@@ -516,8 +518,27 @@ static void test_cli(const row *rows, int quick)
     result_free(&b);
 
     /* resume with another seed is refused */
+    remove("test_infer_t4.h5.tmp");
     snprintf(args, sizeof args, "--out test_infer_t4.h5 --nsamples %d --seed 5 --stop-after 2", N);
     run_cli(args, "test_infer_t4.log");
+    /* a new run over an existing OUT.tmp (an interrupted run, or another run writing it) is refused
+       before anything is touched; so is an output that is the input catalog or a folder */
+    struct stat st0, st1;
+    int have0 = stat("test_infer_t4.h5.tmp", &st0) == 0;
+    rc = run_cli(args, "test_infer_t4.log");
+    log = slurp("test_infer_t4.log");
+    CHECK(have0 && rc == 2 && log && strstr(log, "exists") && stat("test_infer_t4.h5.tmp", &st1) == 0 &&
+              st1.st_size == st0.st_size && st1.st_mtime == st0.st_mtime,
+          "rerun without --resume over OUT.tmp refused (rc %d), OUT.tmp untouched", rc);
+    free(log);
+    rc = run_cli("--out " CSV_PATH " --nsamples 10", "test_infer_t6.log");
+    log = slurp("test_infer_t6.log");
+    CHECK(rc == 2 && log && strstr(log, "input catalog"), "--out = the input catalog refused (rc %d)", rc);
+    free(log);
+    rc = run_cli("--out . --nsamples 10", "test_infer_t6.log");
+    CHECK(rc == 2, "--out a folder refused before any work (rc %d)", rc);
+    rc = run_cli("--out /nonexistent_sedflow_dir/x.h5 --nsamples 10", "test_infer_t6.log");
+    CHECK(rc == 2, "--out in a missing folder refused before any work (rc %d)", rc);
     snprintf(args, sizeof args, "--out test_infer_t4.h5 --nsamples %d --seed 6 --resume", N);
     rc = run_cli(args, "test_infer_t4.log");
     log = slurp("test_infer_t4.log");

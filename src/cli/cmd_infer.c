@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <omp.h>
 
@@ -48,7 +49,8 @@ static void help(const cli_mcmc *ma)
            "                     draws from its own stream of S, so results do not depend on --threads,\n"
            "                     --block or --resume\n"
            "  --threads T        OpenMP threads over galaxies (default: all cores)\n"
-           "  --resume           continue an interrupted run from OUT.tmp (same catalog and options)\n"
+           "  --resume           continue an interrupted run from OUT.tmp (same catalog and options);\n"
+           "                     without it an existing OUT.tmp is refused, never overwritten\n"
            "  --skip-flagged     do not sample galaxies flagged before sampling (NaN samples instead)\n"
            "  --min-acceptance A leakage flag when the fraction of flow draws inside the prior box is\n"
            "                     below A (default 0.5; 0 disables)\n"
@@ -103,6 +105,32 @@ static int file_exists(const char *p)
 {
     struct stat sb;
     return stat(p, &sb) == 0;
+}
+
+/* 0 when PATH can be written as an output file: not a directory, its folder
+ * exists and is writable, and it is none of the nfiles input catalogs (same
+ * device and inode).  Otherwise prints why and returns 2 — before any work. */
+static int check_output_path(const char *opt, const char *path, const char **files, size_t nfiles)
+{
+    size_t len = strlen(path);
+    struct stat so, si;
+    if (len == 0 || path[len - 1] == '/' || (stat(path, &so) == 0 && S_ISDIR(so.st_mode)))
+        return cli_usage_error(CMD, "%s '%s' is a folder; give a file name", opt, path);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    if (stat(dir, &si) != 0 || !S_ISDIR(si.st_mode))
+        return cli_usage_error(CMD, "%s '%s': folder '%s' does not exist", opt, path, dir);
+    if (access(dir, W_OK) != 0) return cli_usage_error(CMD, "%s '%s': folder '%s' is not writable", opt, path, dir);
+    if (stat(path, &so) == 0)
+        for (size_t k = 0; k < nfiles; k++)
+            if (stat(files[k], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+                return cli_usage_error(CMD, "%s '%s' is the input catalog '%s'; refusing to overwrite it", opt, path,
+                                       files[k]);
+    return 0;
 }
 
 static int add_support(const char *model, const char *sim, double q)
@@ -370,6 +398,20 @@ int cmd_infer(int argc, char **argv)
         }
         for (size_t k = 0; k < gl.gl_pathc; k++) files[nfiles++] = gl.gl_pathv[k];
     }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    if (check_output_path("--out", out, files, nfiles) || (fits && check_output_path("--fits", fits, files, nfiles)) ||
+        check_output_path("--out", tmp, files, nfiles)) {
+        globfree(&gl);
+        free(files);
+        return 2;
+    }
+    if (!resume && file_exists(tmp)) {
+        globfree(&gl);
+        free(files);
+        return cli_usage_error(CMD, "%s exists: the partial output of an interrupted run (continue it with --resume) "
+                                    "or of a run still writing to the same --out; remove it to start over", tmp);
+    }
     char catlist[8192];
     size_t pos = 0;
     catlist[0] = '\0';
@@ -381,8 +423,6 @@ int cmd_infer(int argc, char **argv)
     sf_infer_input *in = NULL;
     sf_infer_block *blk = NULL;
     sf_infer_file *f = NULL;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out);
     size_t next = 0, n_run = 0;
     double seconds = 0;
     int nthreads = io.nthreads > 0 ? io.nthreads : omp_get_max_threads();

@@ -384,7 +384,7 @@ sf_status sf_catalog_detect(const char *path, const sf_catalog_options *opt_in, 
     ssize_t len;
     int first = 1, found = 0, nomem = 0;
     while (!found && (len = getline(&line, &cap, fp)) >= 0) {
-        char *p = line;
+        char *p = first ? sf_cat_skip_bom(line) : line;
         while (*p == ' ' || *p == '\t') p++;
         if (*p == '\n' || *p == '\r' || *p == '\0') continue;
         if (first) {

@@ -30,4 +30,11 @@ sf_status sf_catalog__finish(sf_catalog **parts, size_t nparts, int keep_duplica
 /* Case-insensitive equality of two names. */
 int sf_catalog__name_eq(const char *a, const char *b);
 
+/* Past a UTF-8 byte-order mark (spreadsheet "CSV UTF-8" exports start with
+ * one), so that the first column name is read as written. */
+static inline char *sf_cat_skip_bom(char *p)
+{
+    return ((unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF) ? p + 3 : p;
+}
+
 #endif

@@ -203,7 +203,7 @@ static int find_name(char **names, int n, const char *want)
 /* Build the column map from the header line (modified in place). */
 static sf_status map_header(char *header, const char *path, const sf_catalog_options *opt, colmap *m)
 {
-    char *p = header;
+    char *p = sf_cat_skip_bom(header);
     while (*p == ' ' || *p == '\t' || *p == '#') p++;
     char d = opt->delimiter;
     if (!d) d = strchr(p, ',') ? ',' : strchr(p, ';') ? ';' : strchr(p, '\t') ? '\t' : ' ';
