@@ -262,6 +262,10 @@ int main(void)
         CHECK(tu_run(cmd, out, sizeof out) == 2, "mcmc: --flux without --ivar is a usage error");
         snprintf(cmd, sizeof cmd, "%s mcmc --flux 1,2,3,4,5 --ivar 1,1,1,1,1 --z 0.1 --walkers 21 2>&1", tu_cli());
         CHECK(tu_run(cmd, out, sizeof out) == 2, "mcmc: odd --walkers is a usage error");
+        snprintf(cmd, sizeof cmd, "%s mcmc --flux 1,2,3,4,5 --ivar 1,1,1,1,1 --z 0.7 2>&1", tu_cli());
+        CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "range"), "mcmc: z outside (0, 0.6] is a usage error");
+        snprintf(cmd, sizeof cmd, "%s mcmc --flux 1,2,3,4,5 --ivar 1,1,-1,1,1 --z 0.1 2>&1", tu_cli());
+        CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "ivar"), "mcmc: a negative ivar is a usage error");
 
         /* compare: a one-row CSV catalog and an untrained SED flow (smoke test) */
         char catp[256], modelp[256], prefix[256];

@@ -98,6 +98,18 @@ int cmd_mcmc(int argc, char **argv)
     if (single && catalog) return cli_usage_error(cmd, "give either --flux/--ivar/--z or --catalog, not both");
     if (single && !(have_flux && have_ivar && !isnan(z))) return cli_usage_error(cmd, "--flux, --ivar and --z go together");
     if (!single && !catalog) return cli_usage_error(cmd, "give a galaxy (--flux, --ivar, --z) or --catalog with --ids");
+    if (single) {
+        if (!(z > 0 && z <= SF_ZMAX_MODEL))
+            return cli_usage_error(cmd, "--z %g is outside the forward model's range (0, %g]", z, SF_ZMAX_MODEL);
+        int nband = 0;
+        for (int b = 0; b < SF_NBANDS; b++) {
+            if (!isfinite(flux[b]) || !isfinite(ivar[b]) || ivar[b] < 0)
+                return cli_usage_error(cmd, "band %d: flux %g, ivar %g: need finite values and ivar >= 0 (0 leaves "
+                                            "the band out)", b, flux[b], ivar[b]);
+            nband += ivar[b] > 0;
+        }
+        if (nband == 0) return cli_usage_error(cmd, "every ivar is 0: no band to fit");
+    }
     if (catalog && !!ids_s == !!rows_s) return cli_usage_error(cmd, "--catalog needs exactly one of --ids and --rows");
     if (cli_mcmc_finish(&ma, cmd, 1, &so)) return 2;
     if (threads < 0 || conc < 1) return cli_usage_error(cmd, "--threads must be >= 0 and --concurrent >= 1");
