@@ -10,6 +10,7 @@
 #include <fitsio.h>
 
 #include "io/h5util.h"
+#include "io/catalog_priv.h"
 #include "sedflow/catalog.h"
 #include "testutil.h"
 
@@ -337,6 +338,40 @@ static void test_hdf5(void)
                   has_reason(c, 2, "redshift"),
               "ivar_r 0 and z NaN flagged");
         CHECK(c->flags[3] == SF_CAT_FLUX_NONPOS && has_reason(c, 3, "flux <= 0 [i]"), "negative flux_i flagged");
+    }
+    sf_catalog_free(c);
+    c = NULL;
+
+    /* Floating-point ids: integral values kept, 1.2 / 1.7 / 1e30 / NaN flagged (not truncated into
+     * a false duplicate or saturated). */
+    const char *pf = tmp_path("fid.h5");
+    CHECK(sf_h5_create(pf, &f) == SF_OK, "create HDF5 catalog with float ids");
+    {
+        const size_t nf = 5;
+        size_t df[1] = {nf};
+        double fid[5] = {3.0, 1.2, 1.7, 1e30, NAN}, zf[5] = {0.05, 0.05, 0.05, 0.05, 0.05}, one[5] = {1, 1, 1, 1, 1};
+        sf_h5_write_double(f, "id", 1, df, fid, 0);
+        sf_h5_write_double(f, "z", 1, df, zf, 0);
+        for (int b = 0; b < 5; b++) {
+            char nf_[16], ni[16];
+            snprintf(nf_, sizeof nf_, "flux_%c", "ugriz"[b]);
+            snprintf(ni, sizeof ni, "ivar_%c", "ugriz"[b]);
+            sf_h5_write_double(f, nf_, 1, df, one, 0);
+            sf_h5_write_double(f, ni, 1, df, one, 0);
+        }
+        H5Fclose(f);
+        pp[0] = pf;
+        st = sf_catalog_read(pp, 1, SF_CATALOG_AUTO, NULL, &c);
+        CHECK(st == SF_OK && c && c->n == 5 && c->n_duplicates == 0, "float ids: 5 rows, no false duplicates (%s)",
+              sf_last_error());
+        if (c && c->n == 5) {
+            CHECK(c->id[0] == 3 && c->flags[0] == 0, "float id 3.0 -> 3");
+            int bad = 1;
+            for (int k = 1; k < 5; k++) bad = bad && (c->flags[k] & SF_CAT_ID_BAD) && has_reason(c, k, "id");
+            CHECK(bad, "float ids 1.2, 1.7, 1e30, NaN flagged as not integers");
+        }
+        remove(pf);
+        pp[0] = p;
     }
     sf_catalog_free(c);
     c = NULL;

@@ -50,6 +50,7 @@ static sf_status read_one(const char *path, const sf_catalog_options *opt, size_
     size_t n = 0;
     double *z = NULL, *a[NB] = {0}, *b[NB] = {0};
     long long *ids = NULL;
+    double *fid = NULL; /* a floating-point id column: integral values only, else SF_CAT_ID_BAD */
     int mag_mode[NB] = {0};
     sf_catalog *c = NULL;
     if (find_link(file, opt->z, nm, sizeof nm)) {
@@ -71,7 +72,14 @@ static sf_status read_one(const char *path, const sf_catalog_options *opt, size_
         if ((st = read_col(file, path, na, &n, &a[k])) || (st = read_col(file, path, nb, &n, &b[k]))) goto done;
     }
     if (!find_link(file, opt->id, nm, sizeof nm)) {
-        st = sf_h5_read_int64(file, nm, n, &ids, NULL);
+        hid_t ds = H5Dopen2(file, nm, H5P_DEFAULT), ty = ds >= 0 ? H5Dget_type(ds) : -1;
+        int is_float = ty >= 0 && H5Tget_class(ty) == H5T_FLOAT;
+        if (ty >= 0) H5Tclose(ty);
+        if (ds >= 0) H5Dclose(ds);
+        if (is_float) {
+            if ((st = read_col(file, path, nm, &n, &fid))) goto done;
+        } else
+            st = sf_h5_read_int64(file, nm, n, &ids, NULL);
         if (st) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", sf_last_error());
@@ -86,6 +94,11 @@ static sf_status read_one(const char *path, const sf_catalog_options *opt, size_
     }
     for (size_t i = 0; i < n; i++) {
         c->id[i] = ids ? (int64_t)ids[i] : (int64_t)(base + i);
+        if (fid) {
+            double v = fid[i];
+            if (isfinite(v) && v == floor(v) && fabs(v) < 9.2e18) c->id[i] = (int64_t)v;
+            else c->flags[i] |= SF_CAT_ID_BAD; /* id stays the row number, as in the CSV reader */
+        }
         c->z[i] = z[i];
         for (int k = 0; k < NB; k++) {
             if (mag_mode[k])
@@ -100,6 +113,7 @@ done:
     H5Fclose(file);
     free(z);
     free(ids);
+    free(fid);
     for (int k = 0; k < NB; k++) {
         free(a[k]);
         free(b[k]);
