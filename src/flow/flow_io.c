@@ -132,6 +132,9 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
     *out = NULL;
     long long ver = 0, D, C, K, H, nb, seed;
     char s[256];
+    if (sf_h5_attr_get_string(file, ".", "format", s, sizeof s) || strcmp(s, "sedflow conditional flow"))
+        return SF_ERROR(SF_EFORMAT, "'%s' is not a sedflow flow model (its root attribute 'format' is not "
+                                    "'sedflow conditional flow'; a model is written by 'sedflow train')", path);
     if (sf_h5_attr_get_long(file, ".", "format_version", &ver))
         return SF_ERROR(SF_EFORMAT, "'%s' is not a sedflow flow model (no format_version attribute)", path);
     if (ver != SF_FLOW_FORMAT_VERSION)
