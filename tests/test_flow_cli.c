@@ -48,7 +48,7 @@ int main(void)
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5 --n 5 2>&1", bin, model);
     CHECK(tu_run(cmd, out, sizeof out) == 2, "wrong number of --x values is a usage error");
     snprintf(cmd, sizeof cmd, "%s logprob --model %s --data %s 2>&1", bin, data, data);
-    CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, "format_version"), "a training file is not a model: %.200s", out);
+    CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, "not a sedflow flow model"), "a training file is not a model: %.200s", out);
     snprintf(cmd, sizeof cmd, "%s train --help", bin);
     CHECK(tu_run(cmd, out, sizeof out) == 0 && strstr(out, "--max-minutes"), "train --help");
 
