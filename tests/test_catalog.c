@@ -236,7 +236,8 @@ static void test_csv(void)
     fprintf(fp, "NAME;ZSPEC;U;EU;G;EG;R;ER;I;EI;Zm;EZm\n"
                 "7;0.1;20;0.1;19;0.02;18;0.01;17.5;0.01;17;0.02\n"
                 "8;0.1;20;0;19;0.02;18;0.01;17.5;0.01;17;0.02\n"
-                "x;0.1;20;0.1;19;0.02;18;0.01;17.5;0.01;17;NA\n");
+                "x;0.1;20;0.1;19;0.02;18;0.01;17.5;0.01;17;NA\n"
+                "9;0.1;99;9.99;19;0.02;18;0.01;17.5;0.01;17;0.02\n");
     fclose(fp);
     sf_catalog_options opt;
     sf_catalog_options_default(&opt);
@@ -249,7 +250,7 @@ static void test_csv(void)
     CHECK(sf_catalog_detect(q, &opt, &fmt) == SF_OK && fmt == SF_CATALOG_CSV, "CSV with custom names detected");
     pp[0] = q;
     st = sf_catalog_read(pp, 1, SF_CATALOG_CSV, &opt, &c);
-    CHECK(st == SF_OK && c && c->n == 3, "read mag CSV: %s", sf_last_error());
+    CHECK(st == SF_OK && c && c->n == 4, "read mag CSV: %s", sf_last_error());
     if (c) {
         CHECK(c->id[0] == 7 && c->flags[0] == 0, "mag row ok");
         CHECK_REL(c->flux_nmgy[2], 10.0 * pow(10.0, 0.4 * 2.0), 1e-12, "r = 18 mag -> 63.1 nmgy");
@@ -260,6 +261,9 @@ static void test_csv(void)
                   has_reason(c, 2, "id missing"),
               "sigma_z NA -> missing [z]; bad id flagged");
         CHECK(c->id[2] == 2, "bad id replaced by the row number");
+        CHECK(c->flags[3] == SF_CAT_MISSING && c->band_flags[3 * 5] == SF_CAT_MISSING && isnan(c->flux_nmgy[3 * 5]) &&
+                  has_reason(c, 3, "missing value [u]"),
+              "u = 99 mag (not measured) -> missing [u]");
     }
     sf_catalog_free(c);
     c = NULL;

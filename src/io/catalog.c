@@ -182,6 +182,11 @@ sf_status sf_catalog__push(sf_catalog *c, size_t *cap, size_t *row)
 
 void sf_catalog__set_mag(sf_catalog *c, size_t i, int b, double mag, double sigma_mag)
 {
+    if (isfinite(mag) && fabs(mag) >= SF_CAT_MAG_SENTINEL) { /* 99, -99, -9999: "not measured" */
+        c->flux_nmgy[i * NB + b] = c->ivar_nmgy2[i * NB + b] = NAN;
+        c->band_flags[i * NB + b] |= SF_CAT_MISSING;
+        return;
+    }
     double f = isfinite(mag) ? sf_catalog_mag_to_nmgy(mag) : NAN;
     double iv;
     if (!isfinite(sigma_mag) || !isfinite(f))

@@ -10,6 +10,10 @@
 /* Id that could not be read (missing, unparsable): row flag bit. */
 #define SF_CAT_ID_BAD (1u << 6)
 
+/* |magnitude| at or above this is a catalog's "not measured" code (99, -99,
+ * -9999), read as a missing value; real galaxies lie within ~5-35 mag. */
+#define SF_CAT_MAG_SENTINEL 50.0
+
 /* Grow every array of c to hold cap rows (n unchanged, new rows undefined). */
 sf_status sf_catalog__reserve(sf_catalog *c, size_t cap);
 
