@@ -476,7 +476,10 @@ int cmd_infer(int argc, char **argv)
     if (!st && complete && fits) st = sf_infer_write_fits(out, fits);
     if (st) {
         rc = cli_fail(CMD, st);
-        if (f) fprintf(stderr, "sedflow infer: galaxies done so far are kept in %s; rerun with --resume\n", tmp);
+        if (f && file_exists(tmp))
+            fprintf(stderr, "sedflow infer: galaxies done so far are kept in %s; rerun with --resume\n", tmp);
+        else if (complete)
+            fprintf(stderr, "sedflow infer: the catalog %s is complete; only the FITS summary failed\n", out);
     } else {
         sf_infer_report rep;
         st = sf_infer_file_report(complete ? out : tmp, &rep);
