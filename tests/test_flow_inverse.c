@@ -116,6 +116,15 @@ static void check_flow(const char *name, const sf_flow *f, double tol)
     CHECK(st == SF_OK && !memcmp(s1, s2, sizeof(double) * n * D) && !memcmp(l1, l2, sizeof(double) * n),
           "%s: 1 galaxy, 2 threads over chunks = 1 thread", name);
 
+    /* the acceptance fraction counts the proposals examined, so with no box it is exactly 1
+       whatever n (it was n / (n + 16) with the unused draws of the round counted) */
+    {
+        size_t a10 = 0;
+        double fr10 = 0;
+        st = sf_flow_sample(f, 1, C ? x : NULL, 10, seed, minf, inf, 0, s2, l2, &a10, &fr10, 1);
+        CHECK(st == SF_OK && a10 == 10 && fr10 == 1.0, "%s: no box, n = 10: acceptance fraction 1 (%.4f)", name, fr10);
+    }
+
     /* a budget that runs out: a box holding ~half of dimension 0's mass */
     double lo[16], hi[16], med[1];
     for (int d = 0; d < D; d++) lo[d] = -INFINITY, hi[d] = INFINITY;
