@@ -197,6 +197,11 @@ static void test_errors(const sf_model *m, sf_model_work *w, const double *theta
     memcpy(th, theta0, sizeof th);
     th[SF_TH_BETA1] += 0.1;
     CHECK(sf_model_photometry(m, w, 1, th, &z, f, NULL) == SF_EINVAL, "betas not summing to 1 are an error");
+    memcpy(th, theta0, sizeof th);
+    th[SF_TH_TAU_ISM] = -0.5;
+    CHECK(sf_model_photometry(m, w, 1, th, &z, f, NULL) == SF_EINVAL && strstr(sf_last_error(), "optical depth"),
+          "a negative optical depth is an error: %s", sf_last_error());
+    memcpy(th, theta0, sizeof th);
     double tage;
     CHECK(sf_cosmo_tage_gyr(sf_model_cosmo(m), 0.0, &tage) == SF_EDOMAIN, "tage(0) from the table is refused (z <= 0)");
 

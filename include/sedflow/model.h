@@ -78,7 +78,8 @@ sf_status sf_model_work_alloc(const sf_model *m, size_t batch_max, sf_model_work
 void sf_model_work_free(sf_model_work *w);
 
 /* Check one theta (12) and z: finite values, betas >= 0 summing to 1 within
- * 1e-6, fburst in [0, 1], tburst > 0, gammas > 0, z in (0, 0.6].
+ * 1e-6, fburst in [0, 1], tburst > 0, gammas > 0, tau_bc and tau_ism >= 0,
+ * z in (0, 0.6].
  * Returns SF_EINVAL / SF_EDOMAIN with a message naming the parameter. */
 sf_status sf_model_check_theta(const double *theta, double z);
 

@@ -180,6 +180,9 @@ sf_status sf_model_check_theta(const double *theta, double z)
     if (!(theta[SF_TH_TBURST] > 0)) return SF_ERROR(SF_EINVAL, "tburst = %g Gyr is not positive", theta[SF_TH_TBURST]);
     if (!(theta[SF_TH_GAMMA1] > 0) || !(theta[SF_TH_GAMMA2] > 0))
         return SF_ERROR(SF_EINVAL, "gamma1 = %g, gamma2 = %g must be positive", theta[SF_TH_GAMMA1], theta[SF_TH_GAMMA2]);
+    if (theta[SF_TH_TAU_BC] < 0 || theta[SF_TH_TAU_ISM] < 0)
+        return SF_ERROR(SF_EINVAL, "tau_bc = %g, tau_ism = %g: optical depths must be >= 0", theta[SF_TH_TAU_BC],
+                        theta[SF_TH_TAU_ISM]);
     return SF_OK;
 }
 
