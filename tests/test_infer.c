@@ -22,6 +22,7 @@
 #include "sedflow/prior.h"
 #include "sedflow/rng.h"
 #include "sedflow/sim.h"
+#include "test_infer_rows.h"
 #include "testutil.h"
 
 #define SIM_PATH "test_infer_sim.h5"
@@ -224,44 +225,20 @@ static const char *BAD_NAMES[NBAD] = {"NaN flux", "ivar 0", "negative flux", "z 
  * colour checks by an independent computation; bad rows derived from them. */
 static int make_rows(const sf_model *m, const sf_noise *nm, const sf_infer_support *sup, row *rows)
 {
-    sf_sim_options o;
-    sf_sim_options_default(&o);
-    o.seed = 77;
-    o.block = 256;
-    o.nthreads = 2;
-    sf_sim *s = NULL;
-    sf_sim_counts c = {0};
-    if (sf_sim_alloc(m, nm, &o, &s)) return -1;
-    int ng = 0;
+    sim_good_row g[NGOOD];
+    if (sim_good_rows(m, nm, sup, -1.0, 1.0, 3.0, 0.0, NGOOD, g)) return -1;
     const double k = 2.5 / log(10.0);
-    for (uint64_t blk = 0; blk < 20 && ng < NGOOD; blk++) {
-        const sf_sim_rows *sr;
-        if (sf_sim_block(s, blk, &sr, &c)) break;
-        for (size_t i = 0; i < sr->n && ng < NGOOD; i++) {
-            int ok = 1;
-            for (int b = 0; b < 5; b++) {
-                double mu, sd;
-                sf_noise_eval(nm, b, sr->mag[i * 5 + b], &mu, &sd);
-                if (sr->sigma_mag[i * 5 + b] > mu + 3 * sd) ok = 0;
-                if (b < 4 && sr->mag[i * 5 + b] - sr->mag[i * 5 + b + 1] < sup->colour_min[b]) ok = 0;
-            }
-            if (!ok) continue;
-            row *r = &rows[ng++];
-            memset(r, 0, sizeof *r);
-            r->id = 1000 + ng;
-            r->z = sr->z[i];
-            r->missing_band = -1;
-            r->sampled = 1;
-            r->reason = "ok";
-            for (int b = 0; b < 5; b++) {
-                double f = sr->flux[i * 5 + b], sg = sr->sigma_mag[i * 5 + b];
-                r->flux[b] = f;
-                r->ivar[b] = 1.0 / pow(f * sg / k, 2); /* so that (2.5/ln10)/(f sqrt(ivar)) = sigma' */
-            }
-        }
+    for (int ng = 0; ng < NGOOD; ng++) {
+        row *r = &rows[ng];
+        memset(r, 0, sizeof *r);
+        r->id = 1000 + ng + 1;
+        r->z = g[ng].z;
+        r->missing_band = -1;
+        r->sampled = 1;
+        r->reason = "ok";
+        memcpy(r->flux, g[ng].flux, sizeof r->flux);
+        memcpy(r->ivar, g[ng].ivar, sizeof r->ivar);
     }
-    sf_sim_free(s);
-    if (ng < NGOOD) return -1;
     for (int j = 0; j < NBAD; j++) {
         row *r = &rows[NGOOD + j];
         *r = rows[j % NGOOD];

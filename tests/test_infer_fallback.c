@@ -27,6 +27,7 @@
 #include "sedflow/model.h"
 #include "sedflow/prior.h"
 #include "sedflow/sim.h"
+#include "test_infer_rows.h"
 #include "testutil.h"
 
 #define CSV_PATH "test_infer_fallback_cat.csv"
@@ -71,41 +72,17 @@ static int forward_row(const sf_model *m, const sf_noise *nm, const double *thet
 static int make_rows(const sf_model *m, const sf_noise *nm, const sf_infer_support *sup, row *rows)
 {
     /* good rows: simulated galaxies passing the sigma and colour checks */
-    sf_sim_options o;
-    sf_sim_options_default(&o);
-    o.seed = 77;
-    o.block = 256;
-    o.nthreads = 1;
-    sf_sim *s = NULL;
-    sf_sim_counts c = {0};
-    if (sf_sim_alloc(m, nm, &o, &s)) return -1;
-    int ng = 0;
+    sim_good_row g[NGOOD];
+    if (sim_good_rows(m, nm, sup, 0.02, 0.15, 1.0, 0.1, NGOOD, g)) return -1;
     const double k = 2.5 / log(10.0);
-    for (uint64_t blk = 0; blk < 20 && ng < NGOOD; blk++) {
-        const sf_sim_rows *sr;
-        if (sf_sim_block(s, blk, &sr, &c)) break;
-        for (size_t i = 0; i < sr->n && ng < NGOOD; i++) {
-            int ok = sr->z[i] > 0.02 && sr->z[i] < 0.15;
-            for (int b = 0; b < 5; b++) {
-                double mu, sd;
-                sf_noise_eval(nm, b, sr->mag[i * 5 + b], &mu, &sd);
-                if (sr->sigma_mag[i * 5 + b] > mu + sd) ok = 0;
-                if (b < 4 && sup->has_colour && sr->mag[i * 5 + b] - sr->mag[i * 5 + b + 1] < sup->colour_min[b] + 0.1)
-                    ok = 0;
-            }
-            if (!ok) continue;
-            row *r = &rows[ng++];
-            r->id = 1000 + ng;
-            r->z = sr->z[i];
-            r->logmstar_true = NAN;
-            for (int b = 0; b < 5; b++) {
-                r->flux[b] = sr->flux[i * 5 + b];
-                r->ivar[b] = 1.0 / pow(sr->flux[i * 5 + b] * sr->sigma_mag[i * 5 + b] / k, 2);
-            }
-        }
+    for (int ng = 0; ng < NGOOD; ng++) {
+        row *r = &rows[ng];
+        r->id = 1000 + ng + 1;
+        r->z = g[ng].z;
+        r->logmstar_true = NAN;
+        memcpy(r->flux, g[ng].flux, sizeof r->flux);
+        memcpy(r->ivar, g[ng].ivar, sizeof r->ivar);
     }
-    sf_sim_free(s);
-    if (ng < NGOOD) return -1;
     const double ta[12] = {10.5, 0.25, 0.25, 0.25, 0.25, 0.1, 2.0, 1e-3, 1e-3, 0.5, 0.5, -0.3};
     const double tb[12] = {11.3, 0.1, 0.2, 0.3, 0.4, 0.0, 5.0, 3e-3, 2e-3, 0.3, 0.2, 0.0};
     if (forward_row(m, nm, ta, 0.05, &rows[ROW_SIGMA]) || forward_row(m, nm, tb, 0.3, &rows[ROW_Z03]) ||
