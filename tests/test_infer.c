@@ -297,20 +297,6 @@ static int run_cli(const char *args, const char *log)
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, fp);
-    s[got] = '\0';
-    fclose(fp);
-    return s;
-}
-
 typedef struct {
     size_t n, N;
     float *s[SF_INFER_NQ];
@@ -391,7 +377,7 @@ static void test_cli(const row *rows, int quick)
     char args[512];
     snprintf(args, sizeof args, "--out test_infer_t1.h5 --nsamples %d --seed 5 --threads 1 --block 4 --fits test_infer_t1.fits", N);
     int rc = run_cli(args, "test_infer_t1.log");
-    char *log = slurp("test_infer_t1.log");
+    char *log = tu_slurp("test_infer_t1.log");
     CHECK(rc == 0, "sedflow infer exits 0 on the catalog with bad rows (rc %d)", rc);
     CHECK(log && strstr(log, "14 galaxies") && strstr(log, "processed 14") && strstr(log, "flagged by reason") &&
               strstr(log, "ms per galaxy") && strstr(log, "log M*"),
@@ -488,7 +474,7 @@ static void test_cli(const row *rows, int quick)
     if (fq) fclose(fq);
     snprintf(args, sizeof args, "--out test_infer_t3.h5 --nsamples %d --seed 5 --threads 2 --block 4 --resume", N);
     rc = run_cli(args, "test_infer_t3b.log");
-    log = slurp("test_infer_t3b.log");
+    log = tu_slurp("test_infer_t3b.log");
     CHECK(rc == 0 && log && strstr(log, "resuming") && read_result("test_infer_t3.h5", &b) == 0 && same_samples(&a, &b),
           "interrupted + resumed run equals the uninterrupted one");
     free(log);
@@ -503,13 +489,13 @@ static void test_cli(const row *rows, int quick)
     struct stat st0, st1;
     int have0 = stat("test_infer_t4.h5.tmp", &st0) == 0;
     rc = run_cli(args, "test_infer_t4.log");
-    log = slurp("test_infer_t4.log");
+    log = tu_slurp("test_infer_t4.log");
     CHECK(have0 && rc == 2 && log && strstr(log, "exists") && stat("test_infer_t4.h5.tmp", &st1) == 0 &&
               st1.st_size == st0.st_size && st1.st_mtime == st0.st_mtime,
           "rerun without --resume over OUT.tmp refused (rc %d), OUT.tmp untouched", rc);
     free(log);
     rc = run_cli("--out " CSV_PATH " --nsamples 10", "test_infer_t6.log");
-    log = slurp("test_infer_t6.log");
+    log = tu_slurp("test_infer_t6.log");
     CHECK(rc == 2 && log && strstr(log, "input catalog"), "--out = the input catalog refused (rc %d)", rc);
     free(log);
     rc = run_cli("--out . --nsamples 10", "test_infer_t6.log");
@@ -518,7 +504,7 @@ static void test_cli(const row *rows, int quick)
     CHECK(rc == 2, "--out in a missing folder refused before any work (rc %d)", rc);
     snprintf(args, sizeof args, "--out test_infer_t4.h5 --nsamples %d --seed 6 --resume", N);
     rc = run_cli(args, "test_infer_t4.log");
-    log = slurp("test_infer_t4.log");
+    log = tu_slurp("test_infer_t4.log");
     CHECK(rc == 1 && log && strstr(log, "seed"), "--resume with a different seed is refused with a message");
     free(log);
 

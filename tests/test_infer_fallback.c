@@ -123,20 +123,6 @@ static int run_cli(const char *args, const char *log)
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, fp);
-    s[got] = '\0';
-    fclose(fp);
-    return s;
-}
-
 /* ---- reading an output file ---------------------------------------------- */
 
 enum { NDCOL = 5 };
@@ -275,7 +261,7 @@ static void test_cli(const row *rows, int quick)
     int rc = run_cli(args, "test_infer_fb0.log");
     result a, b;
     if (rc != 0 || read_result("test_infer_fb0.h5", &a)) {
-        char *log = slurp("test_infer_fb0.log");
+        char *log = tu_slurp("test_infer_fb0.log");
         CHECK(0, "run without the fallback (rc %d): %s", rc, log ? log : "");
         free(log);
         return;
@@ -292,7 +278,7 @@ static void test_cli(const row *rows, int quick)
     double t0 = now_s();
     rc = run_cli(args, "test_infer_fb1.log");
     double dt = now_s() - t0;
-    char *log = slurp("test_infer_fb1.log");
+    char *log = tu_slurp("test_infer_fb1.log");
     CHECK(rc == 0 && log && strstr(log, "MCMC fallback for 3 galaxies") && strstr(log, "CPU-s per galaxy"),
           "--mcmc-fallback run exits 0 and reports 3 galaxies and the MCMC time (%.1f s wall)", dt);
     if (log) {
@@ -389,7 +375,7 @@ static void test_cli(const row *rows, int quick)
     if (part) result_free(&c);
     snprintf(args, sizeof args, "--out test_infer_fb2.h5 --threads 2 --mcmc-fallback --resume %s", common);
     rc = run_cli(args, "test_infer_fb2b.log");
-    log = slurp("test_infer_fb2b.log");
+    log = tu_slurp("test_infer_fb2b.log");
     same = rc == 0 && log && strstr(log, "resuming") && read_result("test_infer_fb2.h5", &c) == 0;
     for (size_t i = 0; same && i < c.n; i++) same &= same_row(&b, &c, i);
     CHECK(same, "interrupted + resumed on 2 threads equals the uninterrupted 1-thread run, bit for bit (rc %d)", rc);
@@ -402,12 +388,12 @@ static void test_cli(const row *rows, int quick)
     run_cli(args, "test_infer_fb3.log");
     snprintf(args, sizeof args, "--out test_infer_fb3.h5 --mcmc-fallback --resume %s --mcmc-walkers 24", common);
     rc = run_cli(args, "test_infer_fb3.log");
-    log = slurp("test_infer_fb3.log");
+    log = tu_slurp("test_infer_fb3.log");
     CHECK(rc == 1 && log && strstr(log, "mcmc_walkers"), "--resume with other MCMC walkers is refused with a message");
     free(log);
     snprintf(args, sizeof args, "--out test_infer_fb3.h5 --resume --nsamples %d --seed 3 --block 4", N);
     rc = run_cli(args, "test_infer_fb3.log");
-    log = slurp("test_infer_fb3.log");
+    log = tu_slurp("test_infer_fb3.log");
     CHECK(rc == 1 && log && strstr(log, "--mcmc-fallback"), "--resume without --mcmc-fallback of a fallback run is refused");
     free(log);
     rc = run_cli("--out test_infer_fb4.h5 --mcmc-walkers 30", "test_infer_fb4.log");

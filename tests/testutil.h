@@ -37,6 +37,10 @@ const char *tu_cli(void);
  * could not run or did not exit normally. */
 int tu_run(const char *cmd, char *out, size_t len);
 
+/* The whole file at path as a NUL-terminated malloc'd string (the caller
+ * frees it); NULL when it cannot be read. */
+char *tu_slurp(const char *path);
+
 /* Build "dir/rel" into a static buffer (valid until the next call). */
 const char *tu_path(const char *dir, const char *rel);
 
