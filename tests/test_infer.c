@@ -288,10 +288,12 @@ static int write_csv(const row *rows)
     return fclose(fp);
 }
 
+/* The test's flow is trained for seconds (acceptance can be ~0.1 under SEDFLOW_TEST_QUICK):
+   a proposal budget of 10^6 instead of the default 10 N keeps every good row complete. */
 static int run_cli(const char *args, const char *log)
 {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s infer --model %s --catalog %s --data %s --noise %s %s > %s 2>&1", tu_cli(),
+    snprintf(cmd, sizeof cmd, "%s infer --model %s --catalog %s --data %s --noise %s --max-proposals 1000000 %s > %s 2>&1", tu_cli(),
              MODEL_PATH, CSV_PATH, tu_data_dir(), tu_path(tu_data_dir(), "../models/noise_nsa.h5"), args, log);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
