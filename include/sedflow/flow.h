@@ -227,6 +227,10 @@ typedef struct {
 sf_status sf_flow_data_load(const char *path, sf_flow_data **out);
 void sf_flow_data_free(sf_flow_data *d);
 
+/* Gather rows idx[0..n) of d: theta n x D into theta, x n x C into x
+ * (x untouched when C = 0).  No checks: idx entries must be < d->n. */
+void sf_flow_data_rows(const sf_flow_data *d, const size_t *idx, size_t n, double *theta, double *x);
+
 typedef struct {
     size_t batch;      /* minibatch rows (paper: 50) */
     double lr;         /* Adam learning rate (5e-4) */

@@ -113,12 +113,8 @@ static sf_status precise_bn(sf_flow *f, const sf_flow_data *d, const sf_flow_tra
         st = SF_ERROR(SF_ENOMEM, "out of memory for %zu precise-BN rows", N);
         goto done;
     }
-    for (size_t i = 0; i < N + n_val; i++) {
-        size_t r = i < N ? idx[i] : idx[n_train + i - N];
-        double *dt = i < N ? th + i * D : vth + (i - N) * D, *dx = i < N ? x + i * C : vx + (i - N) * C;
-        memcpy(dt, d->theta + r * D, D * sizeof(double));
-        if (C) memcpy(dx, d->x + r * C, C * sizeof(double));
-    }
+    sf_flow_data_rows(d, idx, N, th, x);
+    sf_flow_data_rows(d, idx + n_train, n_val, vth, vx);
     double before = NAN, after = NAN;
     if ((st = mean_logq(f, n_val, vth, C ? vx : NULL, tc->nthreads, &before))) goto done;
     double t0 = cli_now();
@@ -151,10 +147,15 @@ static int recalibrate(const char *in, const char *data, const char *out, long N
     sf_infer_support sup;
     sf_status st = sf_flow_load(in, &f);
     if (st) return cli_fail(cmd, st);
+    long long m_train = 0, m_val = 0; /* the split IN was trained with, when recorded */
     {
         hid_t h;
         if ((st = sf_h5_open_read(in, &h))) goto fail;
         has_support = sf_h5_exists(h, "support") > 0;
+        if (sf_h5_exists(h, "training") > 0) {
+            sf_h5_attr_get_long(h, "training", "n_train", &m_train);
+            sf_h5_attr_get_long(h, "training", "n_val", &m_val);
+        }
         H5Fclose(h);
     }
     if (has_support && (st = sf_infer_support_read(in, &sup))) goto fail;
@@ -171,14 +172,6 @@ static int recalibrate(const char *in, const char *data, const char *out, long N
     tc.val_frac = val_frac;
     tc.nthreads = threads;
     {
-        hid_t h;
-        long long m_train = 0, m_val = 0;
-        if ((st = sf_h5_open_read(in, &h))) goto fail;
-        if (sf_h5_exists(h, "training") > 0) {
-            sf_h5_attr_get_long(h, "training", "n_train", &m_train);
-            sf_h5_attr_get_long(h, "training", "n_val", &m_val);
-        }
-        H5Fclose(h);
         size_t n_val = (size_t)floor(val_frac * (double)d->n);
         if (m_train > 0 && ((size_t)m_train != d->n - n_val || (size_t)m_val != n_val)) {
             fprintf(stderr,

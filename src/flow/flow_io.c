@@ -263,6 +263,15 @@ sf_status sf_flow_load(const char *path, sf_flow **out)
 
 /* ---- training sets ----------------------------------------------------- */
 
+void sf_flow_data_rows(const sf_flow_data *d, const size_t *idx, size_t n, double *theta, double *x)
+{
+    const size_t D = (size_t)d->D, C = (size_t)d->C;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(theta + i * D, d->theta + idx[i] * D, D * sizeof(double));
+        if (C) memcpy(x + i * C, d->x + idx[i] * C, C * sizeof(double));
+    }
+}
+
 void sf_flow_data_free(sf_flow_data *d)
 {
     if (!d) return;

@@ -128,27 +128,15 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
     }
     if ((st = sf_flow_train_ws_alloc(f, cfg->batch, &t->ws))) goto fail;
     if ((st = sf_flow_train_split(d->n, cfg, t->idx, NULL))) goto fail;
-    for (size_t i = 0; i < n_val; i++) {
-        size_t r = t->idx[t->n_train + i];
-        memcpy(t->vth + i * D, d->theta + r * D, D * sizeof(double));
-        if (C) memcpy(t->vx + i * C, d->x + r * C, C * sizeof(double));
-    }
+    sf_flow_data_rows(d, t->idx + t->n_train, n_val, t->vth, t->vx);
     /* precise-BN rows: the first n_pbn of the seeded training split, the
      * rows `sedflow train --precise-bn` uses */
-    for (size_t i = 0; i < t->n_pbn; i++) {
-        size_t r = t->idx[i];
-        memcpy(t->pth + i * D, d->theta + r * D, D * sizeof(double));
-        if (C) memcpy(t->px + i * C, d->x + r * C, C * sizeof(double));
-    }
+    sf_flow_data_rows(d, t->idx, t->n_pbn, t->pth, t->px);
     /* z-score statistics from the training split */
     {
         double *th = malloc(t->n_train * D * sizeof(double)), *xx = malloc((t->n_train * C + 1) * sizeof(double));
         if (!th || !xx) st = SF_ERROR(SF_ENOMEM, "out of memory");
-        for (size_t i = 0; !st && i < t->n_train; i++) {
-            size_t r = t->idx[i];
-            memcpy(th + i * D, d->theta + r * D, D * sizeof(double));
-            if (C) memcpy(xx + i * C, d->x + r * C, C * sizeof(double));
-        }
+        if (!st) sf_flow_data_rows(d, t->idx, t->n_train, th, xx);
         if (!st) st = sf_flow_set_zscore(f, t->n_train, th, C ? xx : NULL);
         free(th);
         free(xx);
@@ -256,7 +244,7 @@ static void clip_and_adam(sf_flow_trainer *t, int nt)
 
 sf_status sf_flow_trainer_step(sf_flow_trainer *t, int *more)
 {
-    const size_t D = (size_t)t->f->D, C = (size_t)t->f->C;
+    const size_t C = (size_t)t->f->C;
     if (!t->in_epoch) {
         memcpy(t->order, t->idx, t->n_train * sizeof(size_t));
         sf_rng_set_stream(t->rng, t->cfg.seed, SHUFFLE_STREAM + (uint64_t)t->epoch);
@@ -270,11 +258,7 @@ sf_status sf_flow_trainer_step(sf_flow_trainer *t, int *more)
     size_t B = t->n_train - t->pos;
     if (B > t->cfg.batch) B = t->cfg.batch;
     if (B >= 2) {
-        for (size_t i = 0; i < B; i++) {
-            size_t r = t->order[t->pos + i];
-            memcpy(t->bth + i * D, t->d->theta + r * D, D * sizeof(double));
-            if (C) memcpy(t->bx + i * C, t->d->x + r * C, C * sizeof(double));
-        }
+        sf_flow_data_rows(t->d, t->order + t->pos, B, t->bth, t->bx);
         double loss;
         int nt = sf_flow_nthreads(t->cfg.nthreads);
         sf_status st = sf_flow_loss_grad(t->f, t->ws, B, t->bth, C ? t->bx : NULL, 1, &loss, t->grad, NULL, nt);
