@@ -21,20 +21,7 @@
 
 #include "sedflow/flow.h"
 #include "sedflow/rng.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
+#include "bench_clock.h"
 
 static void train_rate(sf_flow *f, sf_flow_data *d, size_t batch, int nt, double seconds)
 {
@@ -50,8 +37,8 @@ static void train_rate(sf_flow *f, sf_flow_data *d, size_t batch, int nt, double
     int more = 1;
     for (int i = 0; i < 3 && more; i++) sf_flow_trainer_step(t, &more); /* warm-up */
     size_t rows = 0;
-    double t0 = now_s(), c0 = cpu_s();
-    while (now_s() - t0 < seconds) {
+    double t0 = bench_wall_s(), c0 = bench_process_cpu_s();
+    while (bench_wall_s() - t0 < seconds) {
         if (!more) {
             sf_flow_trainer_epoch_end(t, NULL, NULL);
             more = 1;
@@ -59,7 +46,7 @@ static void train_rate(sf_flow *f, sf_flow_data *d, size_t batch, int nt, double
         sf_flow_trainer_step(t, &more);
         rows += batch;
     }
-    double dt = now_s() - t0, dc = cpu_s() - c0;
+    double dt = bench_wall_s() - t0, dc = bench_process_cpu_s() - c0;
     printf("train  batch %4zu  threads %d: %8.0f samples/s wall, %8.0f per CPU-second  (%zu rows in %.1f s)\n", batch, nt,
            rows / dt, rows / dc, rows, dt);
     sf_flow_trainer_free(t);
@@ -123,9 +110,9 @@ int main(int argc, char **argv)
 
     /* log q evaluation throughput */
     double *lq = malloc(sizeof(double) * n);
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = bench_wall_s(), c0 = bench_process_cpu_s();
     sf_flow_logq(f, n, d.theta, d.x, lq, nt);
-    double dt = now_s() - t0, dc = cpu_s() - c0;
+    double dt = bench_wall_s() - t0, dc = bench_process_cpu_s() - c0;
     printf("logq   eval  threads %d: %8.0f rows/s wall, %8.0f per CPU-second\n", nt, n / dt, n / dc);
 
     /* sampling: one galaxy, then a batch */
@@ -133,18 +120,18 @@ int main(int argc, char **argv)
     size_t acc[1];
     double tb = 1e30, cb = 1e30;
     for (int rep = 0; rep < 3; rep++) {
-        t0 = now_s(), c0 = cpu_s();
+        t0 = bench_wall_s(), c0 = bench_process_cpu_s();
         sf_flow_sample(f, 1, d.x, nsamp, 7, NULL, NULL, 0, s, NULL, acc, NULL, nt);
-        dt = now_s() - t0, dc = cpu_s() - c0;
+        dt = bench_wall_s() - t0, dc = bench_process_cpu_s() - c0;
         if (dt < tb) tb = dt;
         if (dc < cb) cb = dc;
     }
     printf("sample %zu draws, 1 galaxy,  threads %d: %.3f s wall (best of 3), %.3f CPU-s\n", nsamp, nt, tb, cb);
     if (G > 0) {
         size_t *ga = malloc(sizeof(size_t) * G);
-        t0 = now_s(), c0 = cpu_s();
+        t0 = bench_wall_s(), c0 = bench_process_cpu_s();
         sf_flow_sample(f, (size_t)G, d.x, nsamp, 7, NULL, NULL, 0, s, NULL, ga, NULL, nt);
-        dt = now_s() - t0, dc = cpu_s() - c0;
+        dt = bench_wall_s() - t0, dc = bench_process_cpu_s() - c0;
         printf("sample %zu draws, %d galaxies, threads %d: %.3f s per galaxy wall, %.3f CPU-s per galaxy (%.1f s total)\n",
                nsamp, G, nt, dt / G, dc / G, dt);
         free(ga);

@@ -20,15 +20,9 @@
 #include "sedflow/calib.h"
 #include "sedflow/mcmc.h"
 #include "sedflow/rng.h"
+#include "bench_clock.h"
 
 #define ND 11
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* Cheap target: correlated Gaussian (AR(1)-structured precision, tridiagonal)
  * inside a prior box [-10, 10]^11. */
@@ -74,10 +68,10 @@ static void bench_sampler(sf_mcmc_move move, const char *name, size_t niter, int
     for (int i = 0; i < 30 * ND; i++) x0[i] = gsl_ran_gaussian(r, 0.5);
     gsl_rng_free(r);
     sf_mcmc_chain *c = NULL;
-    double t0 = now();
+    double t0 = bench_wall_s();
     sf_status st = nthreads < 0 ? sf_mcmc_run_batch(ND, logp_cheap_batch, NULL, x0, &o, &c)
                                 : sf_mcmc_run(ND, logp_cheap, NULL, x0, &o, &c);
-    double t = now() - t0;
+    double t = bench_wall_s() - t0;
     if (st) {
         printf("%s: error %s\n", name, sf_last_error());
         return;
@@ -87,12 +81,12 @@ static void bench_sampler(sf_mcmc_move move, const char *name, size_t niter, int
     double y[ND];
     for (int d = 0; d < ND; d++) y[d] = 0.1 * d;
     size_t ne = c->info.neval;
-    double t1 = now();
+    double t1 = bench_wall_s();
     for (size_t i = 0; i < ne; i++) {
         y[i % ND] += 1e-12;
         sink += logp_cheap(y, NULL);
     }
-    double te = now() - t1;
+    double te = bench_wall_s() - t1;
     double tau[ND];
     sf_mcmc_autocorr_time(c->x, c->nsteps, c->nwalkers, ND, 5, tau, NULL);
     double tmax = 0;
@@ -127,12 +121,12 @@ static void bench_threads(void)
         o.niter = 200;
         o.nthreads = nt;
         sf_mcmc_chain *c = NULL;
-        double t0 = now();
+        double t0 = bench_wall_s();
         if (sf_mcmc_run(ND, logp_medium, NULL, x0, &o, &c)) {
             printf("medium: %s\n", sf_last_error());
             return;
         }
-        double t = now() - t0;
+        double t = bench_wall_s() - t0;
         if (nt == 1) t1 = t;
         printf("slice-differential, medium density, %d thread(s): %.3f s, %.1f us per evaluation, speed-up %.2f\n",
                nt, t, 1e6 * t / (double)c->info.neval, t1 / t);
@@ -158,17 +152,17 @@ static void bench_calib(void)
     sf_calib_levels(lev);
     for (size_t c0 = 0; c0 < n; c0 += chunk) {
         /* (The same sample block is reused for every chunk: timing only.) */
-        double t0 = now();
+        double t0 = bench_wall_s();
         sf_calib_ranks(s, truth + c0 * P, chunk, L, P, 7, c0, rank + c0 * P, pit + c0 * P);
-        t_rank += now() - t0;
+        t_rank += bench_wall_s() - t0;
     }
-    double t0 = now();
+    double t0 = bench_wall_s();
     sf_calib_tarp(s, truth, chunk, L, P, 7, SF_CALIB_NLEV, lev, ecp, NULL);
-    t_tarp = (now() - t0) * (double)(n / chunk);
+    t_tarp = (bench_wall_s() - t0) * (double)(n / chunk);
     sf_calib_stats st[14];
-    t0 = now();
+    t0 = bench_wall_s();
     sf_calib_summary(rank, pit, n, L, P, 0, st);
-    double t_sum = now() - t0;
+    double t_sum = bench_wall_s() - t0;
     printf("calib (%d threads): ranks+PIT for 1000 x 10000 x 14: %.3f s (%.2f ns per sample value); summary "
            "(chi2, KS, coverage) %.4f s; TARP (all 14 dims jointly, est.) %.3f s\n",
            omp_get_max_threads(), t_rank, 1e9 * t_rank / ((double)n * L * P), t_sum, t_tarp);

@@ -21,20 +21,7 @@
 #include "sedflow/model.h"
 #include "sedflow/prior.h"
 #include "sedflow/rng.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static double cpu_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
+#include "bench_clock.h"
 
 static int cmpd(const void *a, const void *b)
 {
@@ -93,10 +80,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < K * K; i++) B[i] = (float)gsl_rng_uniform(r);
     double ts[5];
     for (int rep = 0; rep < 5; rep++) {
-        double t0 = now();
+        double t0 = bench_wall_s();
         for (int k = 0; k < 20; k++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, K, 1.0f, A, K, B, K, 0.0f, C, K);
-        ts[rep] = (now() - t0) / 20;
+        ts[rep] = (bench_wall_s() - t0) / 20;
     }
     double gflops = 2.0 * M * K * K / median5(ts) / 1e9;
     double limit_us = 2.0 * macs_per_eval(bf) / (gflops * 1e9) * 1e6;
@@ -115,7 +102,7 @@ int main(int argc, char **argv)
         for (int nt = 1; nt <= 2; nt++) {
             size_t nrows = bs == 1 ? 256 : N; /* rows evaluated per repetition */
             for (int rep = 0; rep < 5; rep++) {
-                double t0 = now();
+                double t0 = bench_wall_s();
                 if (nt == 1) {
                     for (size_t i = 0; i < nrows; i += bs)
                         sf_model_photometry(m, w, bs, theta + i * SF_NTHETA, z + i, flux + i * SF_NBANDS, NULL);
@@ -133,7 +120,7 @@ int main(int argc, char **argv)
                 } else {
                     sf_model_photometry_omp(m, nrows, theta, z, flux, 2);
                 }
-                ts[rep] = (now() - t0) / nrows * 1e6;
+                ts[rep] = (bench_wall_s() - t0) / nrows * 1e6;
             }
             double us = median5(ts);
             printf("%-8zu %-8d %14.1f %22.1f\n", bs, nt, us, us * nt);
@@ -152,10 +139,10 @@ int main(int argc, char **argv)
         for (int rep = 0; rep < 5; rep++)
             for (int path = 0; path < 2; path++) {
                 sf_emulator_set_small_max(path == 0 ? 1 << 30 : 0);
-                double t0 = cpu_now();
+                double t0 = bench_thread_cpu_s();
                 for (size_t i = 0; i + bs <= nrows; i += bs)
                     sf_model_photometry(m, w, bs, theta + i * SF_NTHETA, z + i, flux + i * SF_NBANDS, NULL);
-                (path == 0 ? tk : tg)[rep] = (cpu_now() - t0) / nrows * 1e6;
+                (path == 0 ? tk : tg)[rep] = (bench_thread_cpu_s() - t0) / nrows * 1e6;
             }
         double uk = median5(tk), ug = median5(tg);
         printf("%-8zu %16.1f %16.1f %10.2f\n", bs, uk, ug, ug / uk);

@@ -26,20 +26,7 @@
 #include "sedflow/flow.h"
 #include "sedflow/rng.h"
 #include "sedflow/sedpost.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static double thread_cpu(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
+#include "bench_clock.h"
 
 static double cpu(void)
 {
@@ -75,13 +62,13 @@ int main(int argc, char **argv)
         int bs[] = {1, 2, 4, 8, 12, 16, 30, 64, 256};
         for (size_t k = 0; k < sizeof bs / sizeof bs[0]; k++) {
             int n = bs[k], reps = 600 / n + 3;
-            double t0 = now(), c0 = thread_cpu();
+            double t0 = bench_wall_s(), c0 = bench_thread_cpu_s();
             for (int j = 0; j < reps; j++) sf_model_photometry(m, w, (size_t)n, th, z, f, NULL);
-            double dt = (now() - t0) / reps, dc = (thread_cpu() - c0) / reps;
+            double dt = (bench_wall_s() - t0) / reps, dc = (bench_thread_cpu_s() - c0) / reps;
             int saved = sf_emulator_set_small_max(0);
-            c0 = thread_cpu();
+            c0 = bench_thread_cpu_s();
             for (int j = 0; j < reps; j++) sf_model_photometry(m, w, (size_t)n, th, z, f, NULL);
-            double dg = (thread_cpu() - c0) / reps;
+            double dg = (bench_thread_cpu_s() - c0) / reps;
             sf_emulator_set_small_max(saved);
             printf("%6d %12.3f %12.3f %16.3f %16.3f\n", n, dt * 1e3, dt * 1e3 / n, dc * 1e3 / n, dg * 1e3 / n);
         }
@@ -109,9 +96,9 @@ int main(int argc, char **argv)
            iters);
     sf_mcmc_chain *c = NULL;
     sf_sedpost_diag d;
-    double t0 = now(), c0 = cpu();
+    double t0 = bench_wall_s(), c0 = cpu();
     sf_status st = sf_sedpost_mcmc(m, flux, ivar, zg[0], &o, NULL, &c, &d);
-    double dt = now() - t0, dc = cpu() - c0;
+    double dt = bench_wall_s() - t0, dc = cpu() - c0;
     if (st) {
         fprintf(stderr, "bench_sedpost: %s\n", sf_last_error());
         return 1;
@@ -127,9 +114,9 @@ int main(int argc, char **argv)
     sf_sedpost_diag dg[16];
     sf_status sg[16];
     for (int g = 0; g < 16; g++) gal[g] = (sf_sedpost_galaxy){flux + g * SF_NBANDS, ivar + g * SF_NBANDS, zg[g], NULL, (uint64_t)(g + 1)};
-    t0 = now(), c0 = cpu();
+    t0 = bench_wall_s(), c0 = cpu();
     st = sf_sedpost_mcmc_many(m, 16, gal, &o, 16, nth, ch, dg, sg);
-    dt = now() - t0, dc = cpu() - c0;
+    dt = bench_wall_s() - t0, dc = cpu() - c0;
     unsigned long long ne = 0;
     for (int g = 0; g < 16; g++) ne += sg[g] ? 0 : dg[g].info.neval, sf_mcmc_chain_free(ch[g]);
     printf("16 pooled, %d thr: %.3f ms per evaluation (wall), %.3f ms (CPU)\n"
@@ -163,27 +150,27 @@ validation:
     double *pit = malloc(sizeof(double) * 100 * SF_SEDPOST_NQ), *big = malloc(sizeof(double) * 100 * L * SF_SEDPOST_NQ);
     double t_flow = 0, t_der = 0;
     for (size_t g = 0; g < G; g++) {
-        t0 = now();
+        t0 = bench_wall_s();
         size_t nacc = 0;
         double lo[SF_NU], hi[SF_NU]; /* no rejection: an untrained flow leaks out of the prior box */
         for (int k = 0; k < SF_NU; k++) lo[k] = -1e300, hi[k] = 1e300;
         sf_flow_sample(fl, 1, xz, L, g, lo, hi, 0, s, NULL, &nacc, NULL, nth);
         for (size_t i = 0; i < L; i++)
             if (!sf_prior_in_box(s + i * SF_NU)) memcpy(s + i * SF_NU, u, sizeof(double) * SF_NU);
-        t_flow += now() - t0;
-        t0 = now();
+        t_flow += bench_wall_s() - t0;
+        t0 = bench_wall_s();
         size_t nch = (L + 255) / 256;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
         for (size_t k = 0; k < nch; k++) {
             size_t i0 = k * 256, kk = L - i0 < 256 ? L - i0 : 256;
             sf_sedpost_quantities(m, kk, s + i0 * SF_NU, 0.05, q + i0 * SF_SEDPOST_NQ);
         }
-        t_der += now() - t0;
+        t_der += bench_wall_s() - t0;
     }
     for (size_t g = 0; g < 100; g++) memcpy(big + g * L * SF_SEDPOST_NQ, q, sizeof(double) * L * SF_SEDPOST_NQ);
-    t0 = now();
+    t0 = bench_wall_s();
     sf_calib_ranks(big, q, 100, L, SF_SEDPOST_NQ, 1, 0, rank, pit);
-    double t_rank = (now() - t0) * 10;
+    double t_rank = (bench_wall_s() - t0) * 10;
     printf("flow sampling     %.2f s per galaxy -> %.1f min for 1,000\n", t_flow / G, t_flow / G * 1000 / 60);
     printf("derived (3)       %.3f s per galaxy -> %.1f min for 1,000\n", t_der / G, t_der / G * 1000 / 60);
     printf("SBC ranks         %.2f s for 1,000 (measured on 100)\n", t_rank);
