@@ -78,7 +78,7 @@ int main(int argc, char **argv)
     if (H <= 0) H = nsf ? 128 : 500;
     if (G < 0) G = nsf ? 100 : 20;
     const int D = 11, C = 11;
-    sf_flow_config cfg = {nsf ? SF_FLOW_NSF : SF_FLOW_MAF, D, C, K, H, 1};
+    sf_flow_config cfg = {nsf ? SF_FLOW_NSF : SF_FLOW_MAF, D, C, K, H, 1, SF_FLOW_THETA_IDENTITY};
     sf_flow_nsf_config nc = {bins, tail};
     sf_flow *f = NULL;
     if (nsf ? sf_flow_alloc_nsf(&cfg, &nc, &f) : sf_flow_alloc(&cfg, &f)) {

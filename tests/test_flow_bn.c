@@ -165,7 +165,7 @@ int main(void)
     d.theta = malloc(sizeof(double) * nt * D);
     d.x = malloc(sizeof(double) * nt * C);
     synth_draw(&m, nt, 7, 0, d.theta, d.x);
-    sf_flow_config cfg = {SF_FLOW_MAF, D, C, 2, 16, 11};
+    sf_flow_config cfg = {SF_FLOW_MAF, D, C, 2, 16, 11, SF_FLOW_THETA_IDENTITY};
     sf_flow *f = NULL;
     sf_flow_trainer *t = NULL;
     sf_flow_train_config tc;
@@ -228,7 +228,7 @@ int main(void)
 
     /* NSF: nothing to do */
     {
-        sf_flow_config nc = {SF_FLOW_NSF, D, C, 2, 16, 3};
+        sf_flow_config nc = {SF_FLOW_NSF, D, C, 2, 16, 3, SF_FLOW_THETA_IDENTITY};
         sf_flow *g = NULL;
         CHECK(sf_flow_alloc(&nc, &g) == SF_OK, "NSF flow");
         double *a1 = malloc(sizeof(double) * n), *a2 = malloc(sizeof(double) * n);

@@ -76,7 +76,7 @@ static void keep(sf_flow *f, run_result *r)
  * the rest when ckpt != NULL), finish, keep the result in *r. */
 static void train(sf_flow_family fam, size_t pbn, int threads, const char *ckpt, int first, run_result *r)
 {
-    sf_flow_config cfg = {fam, D, C, K, H, 11};
+    sf_flow_config cfg = {fam, D, C, K, H, 11, SF_FLOW_THETA_IDENTITY};
     sf_flow_train_config tc = train_cfg(pbn, threads);
     sf_flow *f = NULL;
     sf_flow_trainer *t = NULL;
@@ -132,7 +132,7 @@ static int same(const run_result *a, const run_result *b, int train_only)
  * recomputed here equals the precise run's history. */
 static void check_per_epoch(void)
 {
-    sf_flow_config cfg = {SF_FLOW_MAF, D, C, K, H, 11};
+    sf_flow_config cfg = {SF_FLOW_MAF, D, C, K, H, 11, SF_FLOW_THETA_IDENTITY};
     sf_flow_train_config tp = train_cfg(NPBN, 1), tm = train_cfg(0, 1);
     sf_flow *fp = NULL, *fm = NULL;
     sf_flow_trainer *tpt = NULL, *tmt = NULL;
@@ -251,7 +251,7 @@ int main(void)
 
     /* precise_bn_rows = 1 */
     {
-        sf_flow_config cfg = {SF_FLOW_MAF, D, C, K, H, 11};
+        sf_flow_config cfg = {SF_FLOW_MAF, D, C, K, H, 11, SF_FLOW_THETA_IDENTITY};
         sf_flow_train_config t1 = train_cfg(1, 1);
         sf_flow *f = NULL;
         sf_flow_trainer *t = NULL;

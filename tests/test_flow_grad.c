@@ -41,7 +41,7 @@ static void check_flow(int D, int C, int H, int K, int B, uint64_t seed)
 {
     char tag[64];
     snprintf(tag, sizeof tag, "D=%d C=%d H=%d K=%d", D, C, H, K);
-    sf_flow_config cfg = {SF_FLOW_MAF, D, C, K, H, seed};
+    sf_flow_config cfg = {SF_FLOW_MAF, D, C, K, H, seed, SF_FLOW_THETA_IDENTITY};
     sf_flow *f = NULL;
     CHECK(sf_flow_alloc(&cfg, &f) == SF_OK, "%s: alloc", tag);
     if (!f) return;
@@ -152,14 +152,14 @@ static void check_flow(int D, int C, int H, int K, int B, uint64_t seed)
 
 int main(void)
 {
-    sf_flow_config sed = {SF_FLOW_MAF, 11, 11, 15, 500, 1};
+    sf_flow_config sed = {SF_FLOW_MAF, 11, 11, 15, 500, 1, SF_FLOW_THETA_IDENTITY};
     CHECK(sf_flow_param_count(&sed) == 7890330, "SEDflow K=15 H=500 D=11 C=11: %zu parameters (7,890,330)",
           sf_flow_param_count(&sed));
     sf_flow *big = NULL;
     CHECK(sf_flow_alloc(&sed, &big) == SF_OK && sf_flow_n_params(big) == 7890330, "allocated SEDflow-size flow");
     sf_flow_free(big);
     sf_flow_free(NULL);
-    sf_flow_config bad = {SF_FLOW_MAF, 0, 1, 1, 1, 1};
+    sf_flow_config bad = {SF_FLOW_MAF, 0, 1, 1, 1, 1, SF_FLOW_THETA_IDENTITY};
     CHECK(sf_flow_alloc(&bad, &big) == SF_EINVAL && big == NULL, "D = 0 refused: %s", sf_last_error());
 
     check_flow(3, 2, 10, 3, 7, 11);  /* with context */

@@ -26,7 +26,7 @@
 
 static sf_flow *random_flow(sf_flow_family family, int D, int C, int K, int H, uint64_t seed)
 {
-    sf_flow_config cfg = {family, D, C, K, H, seed};
+    sf_flow_config cfg = {family, D, C, K, H, seed, SF_FLOW_THETA_IDENTITY};
     sf_flow_nsf_config nc = {8, 2.5};
     sf_flow *f = NULL;
     if (family == SF_FLOW_NSF ? sf_flow_alloc_nsf(&cfg, &nc, &f) : sf_flow_alloc(&cfg, &f)) return NULL;

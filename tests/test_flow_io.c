@@ -31,7 +31,7 @@ int main(void)
     sf_flow_data *bad = NULL;
     CHECK(sf_flow_data_load("/nonexistent.h5", &bad) == SF_EIO && !bad, "missing file: %s", sf_last_error());
 
-    sf_flow_config cfg = {SF_FLOW_MAF, 3, 2, 2, 12, 9};
+    sf_flow_config cfg = {SF_FLOW_MAF, 3, 2, 2, 12, 9, SF_FLOW_THETA_IDENTITY};
     sf_flow_train_config tc;
     sf_flow_train_config_default(&tc);
     tc.batch = 64;

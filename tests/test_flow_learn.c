@@ -31,7 +31,7 @@ static void check_family(sf_flow_family family)
     d.lower = lo, d.upper = hi;
     synth_draw(&m, n, 7, 0, d.theta, d.x);
 
-    sf_flow_config cfg = {family, D, C, K, 32, 5};
+    sf_flow_config cfg = {family, D, C, K, 32, 5, SF_FLOW_THETA_IDENTITY};
     sf_flow *f = NULL;
     CHECK(sf_flow_alloc(&cfg, &f) == SF_OK, "alloc");
     sf_flow_train_config tc;

@@ -22,7 +22,7 @@
 
 static sf_flow *make_flow(sf_flow_family family, int D, int C, uint64_t seed)
 {
-    sf_flow_config cfg = {family, D, C, 3, 16, seed};
+    sf_flow_config cfg = {family, D, C, 3, 16, seed, SF_FLOW_THETA_IDENTITY};
     sf_flow_nsf_config nc = {6, 2.0}; /* narrow interval: the identity tails carry mass too */
     sf_flow *f = NULL;
     if (family == SF_FLOW_NSF ? sf_flow_alloc_nsf(&cfg, &nc, &f) : sf_flow_alloc(&cfg, &f)) return NULL;

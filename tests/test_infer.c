@@ -102,7 +102,7 @@ static int train_tiny(int epochs)
 {
     sf_flow_data *d = NULL;
     if (sf_flow_data_load(SIM_PATH, &d)) return -1;
-    sf_flow_config cfg = {SF_FLOW_MAF, d->D, d->C, 3, 32, 7};
+    sf_flow_config cfg = {SF_FLOW_MAF, d->D, d->C, 3, 32, 7, SF_FLOW_THETA_IDENTITY};
     sf_flow *f = NULL;
     sf_flow_trainer *t = NULL;
     sf_flow_train_config tc;

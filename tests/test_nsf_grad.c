@@ -79,7 +79,7 @@ static void check_flow(int D, int C, int K, int H, int bins, double tail, int B,
 {
     char tag[96];
     snprintf(tag, sizeof tag, "NSF D=%d C=%d K=%d H=%d bins=%d B=%g", D, C, K, H, bins, tail);
-    sf_flow_config cfg = {SF_FLOW_NSF, D, C, K, H, seed};
+    sf_flow_config cfg = {SF_FLOW_NSF, D, C, K, H, seed, SF_FLOW_THETA_IDENTITY};
     sf_flow_nsf_config nc = {bins, tail};
     sf_flow *f = NULL;
     CHECK(sf_flow_alloc_nsf(&cfg, &nc, &f) == SF_OK, "%s: alloc", tag);
@@ -168,7 +168,7 @@ static void check_flow(int D, int C, int K, int H, int bins, double tail, int B,
 int main(void)
 {
     /* parameter count by the layout formula, SEDflow sizes */
-    sf_flow_config sed = {SF_FLOW_NSF, 11, 11, 8, 128, 1};
+    sf_flow_config sed = {SF_FLOW_NSF, 11, 11, 8, 128, 1, SF_FLOW_THETA_IDENTITY};
     size_t expect = 0;
     for (int l = 0; l < 8; l++) {
         size_t n_tr = l % 2 ? 5 : 6, din = 11 - n_tr + 11, m3 = n_tr * (3 * 8 - 1);

@@ -31,7 +31,7 @@ int main(void)
     CHECK(sf_flow_data_load(data, &d) == SF_OK, "data load: %s", sf_last_error());
     if (!d) return tu_finish("test_nsf_io");
 
-    sf_flow_config cfg = {SF_FLOW_NSF, 3, 2, 3, 12, 9};
+    sf_flow_config cfg = {SF_FLOW_NSF, 3, 2, 3, 12, 9, SF_FLOW_THETA_IDENTITY};
     sf_flow_nsf_config nc = {5, 2.5};
     sf_flow_train_config tc;
     sf_flow_train_config_default(&tc);
@@ -65,7 +65,7 @@ int main(void)
           "history continues across the resume");
     /* a MAF checkpoint does not resume an NSF trainer */
     {
-        sf_flow_config mc = {SF_FLOW_MAF, 3, 2, 3, 12, 9};
+        sf_flow_config mc = {SF_FLOW_MAF, 3, 2, 3, 12, 9, SF_FLOW_THETA_IDENTITY};
         sf_flow *fm = NULL;
         sf_flow_trainer *tm = NULL, *tn = NULL;
         sf_flow *fn = NULL;

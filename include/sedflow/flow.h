@@ -8,10 +8,13 @@
  * Durkan et al. 2019; issue 4 part 2; see sf_flow_family below).
  * Architecture, file format and measured speed: docs/FLOW.md.
  *
- *   u0 = (theta - theta_mean) / theta_std            z-scoring (part of q)
+ *   v = theta, or with the logit box map (SF_FLOW_THETA_LOGIT, below)
+ *   v_d = logit((theta_d - lower_d) / (upper_d - lower_d))
+ *   u0 = (v - theta_mean) / theta_std                z-scoring (part of q)
  *   xz = (x - x_mean) / x_std                         z-scored context
  *   for k = 0..K-1:  z_k = perm_k( affine_k(u_k; MADE_k(u_k, xz)) ),  u_{k+1} = z_k
  *   log q(theta|x) = log N(u_K; 0, I) + sum_k sum_d log scale_kd - sum_d log theta_std_d
+ *                    + log |dv/dtheta|
  *
  * MADE_k (D inputs, C context, H hidden units, tanh):
  *   h0 = tanh(masked(W_in) u + b_in + tanh(W_c xz + b_c))
@@ -41,9 +44,10 @@
 extern "C" {
 #endif
 
-/* Model file format version written by sf_flow_save; sf_flow_load refuses
- * any other version with SF_EFORMAT. */
-#define SF_FLOW_FORMAT_VERSION 1
+/* Model file format version written by sf_flow_save (2: adds arch/theta_map).
+ * sf_flow_load reads version 2 and version 1 (whose flows are all
+ * theta_map identity) and refuses any other with SF_EFORMAT. */
+#define SF_FLOW_FORMAT_VERSION 2
 #define SF_FLOW_NAME_LEN 512
 
 /* SF_FLOW_MAF: masked autoregressive flow (above).  SF_FLOW_NSF: conditional
@@ -57,6 +61,22 @@ extern "C" {
  * log q, sampling (one closed-form inverse per layer), training, files. */
 typedef enum { SF_FLOW_MAF = 1, SF_FLOW_NSF = 2 } sf_flow_family;
 
+/* How theta enters the flow.  SF_FLOW_THETA_IDENTITY: theta itself (SEDflow;
+ * q has mass outside the prior box, which sf_flow_sample rejects: the
+ * "leakage").  SF_FLOW_THETA_LOGIT: each theta_d is mapped from the prior
+ * box (lower_d, upper_d) to the real line, v_d = log(p / (1 - p)),
+ * p = (theta_d - lower_d) / (upper_d - lower_d), before the z-scoring, and
+ * log q includes the Jacobian log |dv/dtheta| = -sum_d [log(upper_d -
+ * lower_d) + log p + log(1 - p)].  q is then a density on the box only: no
+ * draw leaves it (no leakage, no rejection), log q = -inf outside the closed
+ * box, and an uninformed uniform marginal becomes a logistic one that an
+ * affine flow can represent (an affine MAF fits a uniform by a truncated
+ * Gaussian, which under-covers).  Points on the box surface are evaluated
+ * at p = 1e-9 (or 1 - 1e-9).  Needs a finite box with upper > lower,
+ * set with sf_flow_set_prior before sf_flow_set_zscore (the trainer does
+ * both).  docs/FLOW.md "Box map". */
+typedef enum { SF_FLOW_THETA_IDENTITY = 0, SF_FLOW_THETA_LOGIT = 1 } sf_flow_theta_map;
+
 typedef struct {
     sf_flow_family family; /* SF_FLOW_MAF or SF_FLOW_NSF */
     int D;                 /* theta dimension (>= 1) */
@@ -64,6 +84,7 @@ typedef struct {
     int K;                 /* number of transforms (MAF: MADE + permutation; NSF: coupling layers) (>= 1) */
     int H;                 /* hidden units per MADE / conditioner layer (>= 1) */
     uint64_t seed;         /* initial weights and permutations */
+    sf_flow_theta_map theta_map; /* SF_FLOW_THETA_IDENTITY (0, the default) or SF_FLOW_THETA_LOGIT */
 } sf_flow_config;
 
 /* Hyper-parameters of the NSF family (sf_flow_alloc_nsf). */
@@ -111,8 +132,11 @@ float *sf_flow_params(sf_flow *f);
 float *sf_flow_bn_running(sf_flow *f);
 
 /* Set the z-score statistics from n training rows (theta n x D, x n x C):
- * means and standard deviations (population); a column whose standard
- * deviation is 0 or not finite gets std 1 (so no NaN).  x may be NULL when C = 0. */
+ * means and standard deviations (population) of x and of theta, or, with
+ * the logit box map, of v = logit-mapped theta; a column whose standard
+ * deviation is 0 or not finite gets std 1 (so no NaN).  x may be NULL when
+ * C = 0.  Errors: SF_EINVAL (non-finite columns; logit map without a finite
+ * prior box, or a theta outside it). */
 sf_status sf_flow_set_zscore(sf_flow *f, size_t n, const double *theta, const double *x);
 /* Read / write the statistics directly (arrays of D, D, C, C; NULL = skip). */
 void sf_flow_get_zscore(const sf_flow *f, double *theta_mean, double *theta_std, double *x_mean, double *x_std);

@@ -33,6 +33,11 @@ static void help(void)
            "  --bins N           nsf: spline bins per dimension, 1..64 (default 8)\n"
            "  --tail-bound B     nsf: splines act on [-B, B] in z-scored theta units (standard\n"
            "                     deviations of the training set), identity outside (default 3)\n"
+           "  --theta-map MAP    identity (theta enters the flow as it is, SEDflow's; draws outside\n"
+           "                     the prior box are rejected at sampling) or logit (each parameter\n"
+           "                     mapped from its prior box to the real line first: no draw leaves\n"
+           "                     the box, and a flat marginal becomes one the flow can fit;\n"
+           "                     docs/FLOW.md \"Box map\") (default identity)\n"
            "  --batch B          minibatch rows (maf default 50, as the paper; nsf default 512:\n"
            "                     at batch 50 its validation log q jumps by ~0.5 nats between\n"
            "                     steps, docs/FLOW.md)\n"
@@ -201,7 +206,7 @@ fail_quiet:
 
 int cmd_train(int argc, char **argv)
 {
-    const char *cmd = "train", *data = NULL, *out = NULL, *flow = "maf";
+    const char *cmd = "train", *data = NULL, *out = NULL, *flow = "maf", *map = "identity";
     long K = -1, H = -1, batch = -1, seed = 1, threads = 0, max_epochs = 0, patience = 20, bins = 8;
     double lr = 5e-4, max_minutes = 0, val_frac = 0.1, tail = 3.0;
     int resume = 0, quiet = 0, seed_given = 0;
@@ -218,6 +223,7 @@ int cmd_train(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'}, {"bins", required_argument, 0, 'n'},
         {"tail-bound", required_argument, 0, 'B'}, {"precise-bn", required_argument, 0, 'P'},
         {"recalibrate-bn", required_argument, 0, 'R'}, {"precise-bn-each-epoch", required_argument, 0, 'E'},
+        {"theta-map", required_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -241,6 +247,7 @@ int cmd_train(int argc, char **argv)
         case 'P': if (cli_parse_long(cmd, "--precise-bn", optarg, &precise_n)) return 2; break;
         case 'E': if (cli_parse_long(cmd, "--precise-bn-each-epoch", optarg, &precise_each)) return 2; break;
         case 'R': recal = optarg; break;
+        case 'M': map = optarg; break;
         case 'r': resume = 1; break;
         case 'q': quiet = 1; break;
         case 'h': help(); return 0;
@@ -259,6 +266,8 @@ int cmd_train(int argc, char **argv)
     if (precise_each < 0 || precise_each == 1) return cli_usage_error(cmd, "--precise-bn-each-epoch N needs N >= 2");
     const int nsf = !strcmp(flow, "nsf");
     if (strcmp(flow, "maf") && !nsf) return cli_usage_error(cmd, "--flow '%s' unknown (available: maf, nsf)", flow);
+    if (strcmp(map, "identity") && strcmp(map, "logit"))
+        return cli_usage_error(cmd, "--theta-map '%s' unknown (available: identity, logit)", map);
     if (K == -1) K = nsf ? 8 : 15; /* -1: not given */
     if (H == -1) H = nsf ? 128 : 500;
     if (batch == -1) batch = nsf ? 512 : 50;
@@ -274,7 +283,8 @@ int cmd_train(int argc, char **argv)
     sf_flow_trainer *t = NULL;
     sf_status st = sf_flow_data_load(data, &d);
     if (st) return cli_fail(cmd, st);
-    sf_flow_config cfg = {nsf ? SF_FLOW_NSF : SF_FLOW_MAF, d->D, d->C, (int)K, (int)H, (uint64_t)seed};
+    sf_flow_config cfg = {nsf ? SF_FLOW_NSF : SF_FLOW_MAF, d->D, d->C, (int)K, (int)H, (uint64_t)seed,
+                          strcmp(map, "logit") ? SF_FLOW_THETA_IDENTITY : SF_FLOW_THETA_LOGIT};
     sf_flow_nsf_config nc = {(int)bins, tail};
     sf_flow_train_config tc;
     sf_flow_train_config_default(&tc);
@@ -287,8 +297,8 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "sedflow train: %zu rows (D=%d, C=%d), NSF K=%ld H=%ld bins=%ld tail bound %g: %zu parameters\n",
                 d->n, d->D, d->C, K, H, bins, tail, sf_flow_n_params(f));
     else if (!quiet)
-        fprintf(stderr, "sedflow train: %zu rows (D=%d, C=%d), MAF K=%ld H=%ld: %zu parameters\n", d->n, d->D, d->C, K, H,
-                sf_flow_n_params(f));
+        fprintf(stderr, "sedflow train: %zu rows (D=%d, C=%d), MAF K=%ld H=%ld, theta map %s: %zu parameters\n", d->n,
+                d->D, d->C, K, H, map, sf_flow_n_params(f));
     if (!quiet && precise_each && nsf)
         fprintf(stderr, "sedflow train: --precise-bn-each-epoch: an NSF has no batch norm, nothing to do\n");
     else if (!quiet && precise_each) {

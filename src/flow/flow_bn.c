@@ -170,8 +170,7 @@ sf_status sf_flow_bn_recompute(sf_flow *f, size_t n, const double *theta, const 
             goto done;
         }
     for (size_t r = 0; r < n; r++) {
-        for (int d = 0; d < D; d++) u[r * D + d] = (float)((theta[r * D + d] - f->theta_mean[d]) / f->theta_std[d]);
-        for (int c = 0; c < C; c++) xz[r * C + c] = (float)((x[r * C + c] - f->x_mean[c]) / f->x_std[c]);
+        sf_flow_input_row(f, theta + r * D, C ? x + r * C : NULL, u + r * D, xz + r * C);
         int bad = 0; /* sf_flow_tanh would clamp a NaN to +-1 and hide it */
         for (int d = 0; d < D; d++) bad |= !isfinite(u[r * D + d]);
         for (int c = 0; c < C; c++) bad |= !isfinite(xz[r * C + c]);

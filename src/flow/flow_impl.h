@@ -81,6 +81,37 @@ struct sf_flow {
 /* Views of MADE k in buffer `base` (params, grads, Adam moments). */
 void sf_maf_view_of(const sf_flow *f, float *base, int k, sf_maf_view *v);
 
+/* The box map of cfg.theta_map (flow.h) for one row of D values, in double
+ * (maf.c).  Forward: th -> v, returns log |dv/dth| (0 for the identity;
+ * -inf when th lies outside the closed box, v then clamped to the box
+ * surface; NaN passes through).  Inverse: v -> th (inside the closed box),
+ * returns the same log |dv/dth| at that point. */
+double sf_flow_theta_to_v(const sf_flow *f, const double *th, double *v);
+double sf_flow_v_to_theta(const sf_flow *f, const double *v, double *th);
+
+/* One row of flow input: u (D) = z-scored box-mapped theta, xz (C) =
+ * z-scored x (untouched when C = 0); returns the box map's log |dv/dth|,
+ * which log q adds.  Used by every log q, training and BN pass. */
+static inline double sf_flow_input_row(const sf_flow *f, const double *th, const double *x, float *u, float *xz)
+{
+    double v[1024], lj = 0; /* D <= 1000 (sf_flow_alloc) */
+    const double *src = th;
+    if (f->cfg.theta_map != SF_FLOW_THETA_IDENTITY) {
+        lj = sf_flow_theta_to_v(f, th, v);
+        src = v;
+    }
+    for (int d = 0; d < f->D; d++) u[d] = (float)((src[d] - f->theta_mean[d]) / f->theta_std[d]);
+    for (int c = 0; c < f->C; c++) xz[c] = (float)((x[c] - f->x_mean[c]) / f->x_std[c]);
+    return lj;
+}
+
+/* The box map's log |dv/dth| of one theta row (0 for the identity map). */
+static inline double sf_flow_box_ljac(const sf_flow *f, const double *th)
+{
+    double v[1024];
+    return f->cfg.theta_map == SF_FLOW_THETA_IDENTITY ? 0 : sf_flow_theta_to_v(f, th, v);
+}
+
 /* Effective OpenMP thread count for a request. */
 int sf_flow_nthreads(int requested);
 /* Set OpenBLAS to one thread (the flow code parallelises with OpenMP). */

@@ -35,6 +35,8 @@ sf_status sf_flow_write_h5(const sf_flow *f, hid_t file)
     TRY(sf_h5_attr_set_long(file, "arch", "n_params", (long long)f->n_params));
     TRY(sf_h5_attr_set_long(file, "arch", "seed", (long long)f->cfg.seed));
     TRY(sf_h5_attr_set_string(file, "arch", "activation", "tanh"));
+    TRY(sf_h5_attr_set_string(file, "arch", "theta_map",
+                              f->cfg.theta_map == SF_FLOW_THETA_LOGIT ? "logit" : "identity"));
     if (f->nsf) {
         TRY(sf_h5_attr_set_long(file, "arch", "n_hidden_layers", 2));
         TRY(sf_h5_attr_set_long(file, "arch", "bins", f->nsf->bins));
@@ -137,9 +139,9 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
                                     "'sedflow conditional flow'; a model is written by 'sedflow train')", path);
     if (sf_h5_attr_get_long(file, ".", "format_version", &ver))
         return SF_ERROR(SF_EFORMAT, "'%s' is not a sedflow flow model (no format_version attribute)", path);
-    if (ver != SF_FLOW_FORMAT_VERSION)
+    if (ver != SF_FLOW_FORMAT_VERSION && ver != 1)
         return SF_ERROR(SF_EFORMAT,
-                        "'%s' has model format version %lld; this sedflow reads version %d only (retrain the model)",
+                        "'%s' has model format version %lld; this sedflow reads versions 1 to %d (retrain the model)",
                         path, ver, SF_FLOW_FORMAT_VERSION);
     if (sf_h5_attr_get_string(file, ".", "flow", s, sizeof s) || (strcmp(s, "maf") && strcmp(s, "nsf")))
         return SF_ERROR(SF_EFORMAT, "'%s': unknown flow family '%s'", path, s);
@@ -152,6 +154,15 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
     TRY(sf_h5_attr_get_long(file, "arch", "K", &K));
     TRY(sf_h5_attr_get_long(file, "arch", "H", &H));
     TRY(sf_h5_attr_get_long(file, "arch", "seed", &seed));
+    sf_flow_theta_map map = SF_FLOW_THETA_IDENTITY; /* version 1: always the identity */
+    if (ver >= 2) {
+        TRY(sf_h5_attr_get_string(file, "arch", "theta_map", s, sizeof s));
+        if (!strcmp(s, "logit")) map = SF_FLOW_THETA_LOGIT;
+        else if (strcmp(s, "identity")) {
+            st = SF_ERROR(SF_EFORMAT, "'%s': unknown arch/theta_map '%s'", path, s);
+            goto done;
+        }
+    }
     if (D < 1 || D > 1000 || C < 0 || C > 1024 || K < 1 || K > 4096 || H < 1 || H > 1000000) {
         st = SF_ERROR(SF_EFORMAT, "'%s': bad sizes D=%lld C=%lld K=%lld H=%lld", path, D, C, K, H);
         goto done;
@@ -166,7 +177,7 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
             st = SF_ERROR(SF_EFORMAT, "'%s': %lld conditioner hidden layers, expected 2", path, nl);
             goto done;
         }
-        sf_flow_config cfg = {SF_FLOW_NSF, (int)D, (int)C, (int)K, (int)H, (uint64_t)seed};
+        sf_flow_config cfg = {SF_FLOW_NSF, (int)D, (int)C, (int)K, (int)H, (uint64_t)seed, map};
         sf_flow_nsf_config nc = {(int)bins, tail};
         if (bins < 1 || !(tail > 0)) {
             st = SF_ERROR(SF_EFORMAT, "'%s': bad NSF bins %lld or tail bound %g", path, bins, tail);
@@ -187,7 +198,7 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
             st = SF_ERROR(SF_EFORMAT, "'%s': %lld MADE blocks, expected %d", path, nb, SF_MAF_NBLOCKS);
             goto done;
         }
-        sf_flow_config cfg = {SF_FLOW_MAF, (int)D, (int)C, (int)K, (int)H, (uint64_t)seed};
+        sf_flow_config cfg = {SF_FLOW_MAF, (int)D, (int)C, (int)K, (int)H, (uint64_t)seed, map};
         TRY(sf_flow_alloc(&cfg, &f));
     }
     TRY(sf_h5_read_float_into(file, "weights/params", f->n_params, f->params));

@@ -9,8 +9,9 @@
  * proposals, m = need / rate x 1.05 + 16 from the running acceptance rate
  * (at least 2%; the first round: need + 16) capped by ROUND_MAX and the
  * remaining budget; z ~ N(0, I) (m x D floats,
- * row by row), theta = theta_mean + theta_std u(z), and
- *   log q = log N(z; 0, I) - sum_d log theta_std_d + ldet(u),
+ * row by row), v = theta_mean + theta_std u(z), theta = the inverse box
+ * map of v (theta = v for the identity map), and
+ *   log q = log N(z; 0, I) - sum_d log theta_std_d + ldet(u) + log |dv/dtheta|,
  * ldet = the forward log-det of u -> z returned by the family.  Draws are
  * accepted in proposal order while inside [lo, hi] with finite log q.
  * A round is cut into fixed chunks of SF_FLOW_CHUNK rows (the last one
@@ -64,9 +65,9 @@ static void transform_round(const sf_flow *f, const sf_flow_sampler *s, round_bu
         for (int r = 0; r < n; r++) {
             double q = 0;
             for (int d = 0; d < D; d++) q += (double)z[(size_t)r * D + d] * z[(size_t)r * D + d];
-            for (int d = 0; d < D; d++)
-                rb->th[(r0 + r) * D + d] = f->theta_mean[d] + f->theta_std[d] * (double)c->u[(size_t)r * D + d];
-            rb->lq[r0 + r] = c0 - 0.5 * q + c->ldet[r];
+            double v[1024]; /* D <= 1000 */
+            for (int d = 0; d < D; d++) v[d] = f->theta_mean[d] + f->theta_std[d] * (double)c->u[(size_t)r * D + d];
+            rb->lq[r0 + r] = c0 - 0.5 * q + c->ldet[r] + sf_flow_v_to_theta(f, v, rb->th + (r0 + r) * D);
         }
     }
 }

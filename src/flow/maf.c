@@ -150,6 +150,8 @@ sf_status sf_flow_alloc(const sf_flow_config *cfg, sf_flow **out)
     if (!cfg || cfg->family != SF_FLOW_MAF) return SF_ERROR(SF_EINVAL, "unknown flow family");
     if (cfg->D < 1 || cfg->D > 1000 || cfg->C < 0 || cfg->K < 1 || cfg->H < 1)
         return SF_ERROR(SF_EINVAL, "bad flow sizes D=%d C=%d K=%d H=%d", cfg->D, cfg->C, cfg->K, cfg->H);
+    if (cfg->theta_map != SF_FLOW_THETA_IDENTITY && cfg->theta_map != SF_FLOW_THETA_LOGIT)
+        return SF_ERROR(SF_EINVAL, "unknown theta map %d", (int)cfg->theta_map);
     sf_flow *f = calloc(1, sizeof *f);
     if (!f) return SF_ERROR(SF_ENOMEM, "out of memory");
     f->cfg = *cfg;
@@ -285,10 +287,68 @@ static void update_log_std(sf_flow *f)
     for (int d = 0; d < f->D; d++) f->log_std_sum += log(f->theta_std[d]);
 }
 
+/* The logit box map (flow.h, SF_FLOW_THETA_LOGIT).  P_EDGE: where points on
+ * the box surface are evaluated (logit = -+20.7). */
+#define P_EDGE 1e-9
+
+double sf_flow_theta_to_v(const sf_flow *f, const double *th, double *v)
+{
+    double lj = 0;
+    if (f->cfg.theta_map == SF_FLOW_THETA_IDENTITY) {
+        memcpy(v, th, (size_t)f->D * sizeof(double));
+        return 0;
+    }
+    for (int d = 0; d < f->D; d++) {
+        const double w = f->upper[d] - f->lower[d];
+        double p = (th[d] - f->lower[d]) / w;
+        if (p < 0 || p > 1) lj = -INFINITY; /* outside the closed box: q = 0 */
+        p = p < P_EDGE ? P_EDGE : (p > 1 - P_EDGE ? 1 - P_EDGE : p); /* NaN stays NaN */
+        const double lp = log(p), l1p = log1p(-p);
+        v[d] = lp - l1p;
+        lj -= log(w) + lp + l1p;
+    }
+    return lj;
+}
+
+double sf_flow_v_to_theta(const sf_flow *f, const double *v, double *th)
+{
+    double lj = 0;
+    if (f->cfg.theta_map == SF_FLOW_THETA_IDENTITY) {
+        memcpy(th, v, (size_t)f->D * sizeof(double));
+        return 0;
+    }
+    for (int d = 0; d < f->D; d++) {
+        /* p = sigmoid(v); log p + log(1 - p) = -|v| - 2 log(1 + e^-|v|) */
+        const double a = fabs(v[d]), e = exp(-a);
+        const double p = v[d] >= 0 ? 1 / (1 + e) : e / (1 + e);
+        const double w = f->upper[d] - f->lower[d];
+        double t = f->lower[d] + w * p;
+        th[d] = t < f->lower[d] ? f->lower[d] : (t > f->upper[d] ? f->upper[d] : t);
+        lj -= log(w) - a - 2 * log1p(e);
+    }
+    return lj;
+}
+
 sf_status sf_flow_set_zscore(sf_flow *f, size_t n, const double *theta, const double *x)
 {
     if (n < 1 || !theta || (f->C > 0 && !x)) return SF_ERROR(SF_EINVAL, "need n >= 1 rows of theta and x");
-    column_stats(n, (size_t)f->D, theta, f->theta_mean, f->theta_std);
+    if (f->cfg.theta_map == SF_FLOW_THETA_IDENTITY) {
+        column_stats(n, (size_t)f->D, theta, f->theta_mean, f->theta_std);
+    } else {
+        for (int d = 0; d < f->D; d++)
+            if (!(isfinite(f->lower[d]) && isfinite(f->upper[d]) && f->upper[d] > f->lower[d]))
+                return SF_ERROR(SF_EINVAL, "the logit theta map needs a finite prior box (column %d: [%g, %g]); "
+                                           "set it before the z-score statistics", d, f->lower[d], f->upper[d]);
+        double *v = malloc(n * (size_t)f->D * sizeof(double));
+        if (!v) return SF_ERROR(SF_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n; i++)
+            if (sf_flow_theta_to_v(f, theta + i * f->D, v + i * f->D) == -INFINITY) {
+                free(v);
+                return SF_ERROR(SF_EINVAL, "theta row %zu lies outside the prior box", i);
+            }
+        column_stats(n, (size_t)f->D, v, f->theta_mean, f->theta_std);
+        free(v);
+    }
     if (f->C > 0) column_stats(n, (size_t)f->C, x, f->x_mean, f->x_std);
     for (int d = 0; d < f->D; d++)
         if (!isfinite(f->theta_mean[d])) return SF_ERROR(SF_EINVAL, "theta column %d not finite", d);

@@ -128,16 +128,12 @@ sf_status sf_flow_logq_base(const sf_flow *f, size_t n, const double *theta, con
             if (fail) continue;
             size_t r0 = ch * CHUNK;
             int m = (int)(n - r0 < CHUNK ? n - r0 : CHUNK);
-            for (int r = 0; r < m; r++) {
-                for (int d = 0; d < D; d++)
-                    c.u[(size_t)r * D + d] =
-                        (float)((theta[(r0 + r) * D + d] - f->theta_mean[d]) / f->theta_std[d]);
-                for (int k = 0; k < C; k++)
-                    c.xz[(size_t)r * C + k] = (float)((x[(r0 + r) * C + k] - f->x_mean[k]) / f->x_std[k]);
-            }
+            for (int r = 0; r < m; r++)
+                logq[r0 + r] = sf_flow_input_row(f, theta + (r0 + r) * D, C ? x + (r0 + r) * C : NULL,
+                                                 c.u + (size_t)r * D, c.xz + (size_t)r * C);
             eval_forward(f, &c, m);
             for (int r = 0; r < m; r++) {
-                double q = c0 + c.ldet[r];
+                double q = c0 + c.ldet[r] + logq[r0 + r]; /* + the box map's log |dv/dtheta| */
                 for (int d = 0; d < D; d++) q -= 0.5 * (double)c.u[(size_t)r * D + d] * c.u[(size_t)r * D + d];
                 logq[r0 + r] = q;
             }

@@ -437,12 +437,9 @@ sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *w, size_t Bz, const do
     if (w->nsf) return SF_ERROR(SF_EINVAL, "training workspace was made for another flow family");
     sf_flow_blas_single();
     const int B = (int)Bz, D = f->D, C = f->C;
-    for (int r = 0; r < B; r++) {
-        for (int d = 0; d < D; d++)
-            w->u[(size_t)r * D + d] = (float)((theta[(size_t)r * D + d] - f->theta_mean[d]) / f->theta_std[d]);
-        for (int c = 0; c < C; c++)
-            w->xz[(size_t)r * C + c] = (float)((x[(size_t)r * C + c] - f->x_mean[c]) / f->x_std[c]);
-    }
+    for (int r = 0; r < B; r++)
+        sf_flow_input_row(f, theta + (size_t)r * D, C ? x + (size_t)r * C : NULL, w->u + (size_t)r * D,
+                          w->xz + (size_t)r * C);
     if (update_running) f->prepared = 0;
     pass_ctx ctx = {f, w, B, update_running, grad};
     int nt = sf_flow_nthreads(nthreads);
@@ -459,7 +456,7 @@ sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *w, size_t Bz, const do
     const double c0 = -0.5 * D * SF_FLOW_LOG_2PI - f->log_std_sum;
     double sum = 0;
     for (int r = 0; r < B; r++) {
-        double q = c0 + w->ldet[r];
+        double q = c0 + w->ldet[r] + sf_flow_box_ljac(f, theta + (size_t)r * D);
         for (int d = 0; d < D; d++) q -= 0.5 * (double)z[(size_t)r * D + d] * z[(size_t)r * D + d];
         if (logq_rows) logq_rows[r] = q;
         sum += q;

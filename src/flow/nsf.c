@@ -22,6 +22,8 @@ static sf_status resolve(const sf_flow_config *c, const sf_flow_nsf_config *in, 
     if (c->family != SF_FLOW_NSF) return SF_ERROR(SF_EINVAL, "not an NSF configuration");
     if (c->D < 1 || c->D > 1000 || c->C < 0 || c->C > 1024 || c->K < 1 || c->H < 1)
         return SF_ERROR(SF_EINVAL, "bad flow sizes D=%d C=%d K=%d H=%d", c->D, c->C, c->K, c->H);
+    if (c->theta_map != SF_FLOW_THETA_IDENTITY && c->theta_map != SF_FLOW_THETA_LOGIT)
+        return SF_ERROR(SF_EINVAL, "unknown theta map %d", (int)c->theta_map);
     if (nc->bins < 1 || nc->bins > SF_NSF_MAX_BINS)
         return SF_ERROR(SF_EINVAL, "NSF bins = %d outside [1, %d]", nc->bins, SF_NSF_MAX_BINS);
     if (!(nc->tail_bound > 0 && nc->tail_bound < 1e6))

@@ -132,6 +132,7 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
     /* precise-BN rows: the first n_pbn of the seeded training split, the
      * rows `sedflow train --precise-bn` uses */
     sf_flow_data_rows(d, t->idx, t->n_pbn, t->pth, t->px);
+    sf_flow_set_prior(f, d->lower, d->upper); /* before the z-scoring: the logit map uses the box */
     /* z-score statistics from the training split */
     {
         double *th = malloc(t->n_train * D * sizeof(double)), *xx = malloc((t->n_train * C + 1) * sizeof(double));
@@ -142,7 +143,6 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
         free(xx);
         if (st) goto fail;
     }
-    sf_flow_set_prior(f, d->lower, d->upper);
     sf_flow_set_names(f, d->theta_names, d->theta_units, d->x_names, d->x_units);
     memcpy(t->best, f->params, np * sizeof(float));
     memcpy(t->best_bn, f->bn_run, bn_len(f) * sizeof(float));
@@ -375,8 +375,10 @@ sf_status sf_flow_trainer_resume(sf_flow_trainer *t, const char *path)
     sf_flow_nsf_config nc1, nc2;
     sf_flow_get_nsf_config(c, &nc1);
     sf_flow_get_nsf_config(f, &nc2);
-    if (c->cfg.family != f->cfg.family || nc1.bins != nc2.bins || nc1.tail_bound != nc2.tail_bound) {
-        st = SF_ERROR(SF_EFORMAT, "checkpoint '%s' is for another flow family or spline configuration", path);
+    if (c->cfg.family != f->cfg.family || nc1.bins != nc2.bins || nc1.tail_bound != nc2.tail_bound ||
+        c->cfg.theta_map != f->cfg.theta_map) {
+        st = SF_ERROR(SF_EFORMAT, "checkpoint '%s' is for another flow family, spline configuration or theta map",
+                      path);
         goto done;
     }
     if (c->D != f->D || c->C != f->C || c->K != f->K || c->H != f->H) {
