@@ -8,10 +8,11 @@
  *        this family: one closed-form inverse per coupling layer).
  * Wall and per-CPU-second rates (the machine is shared).  Usage:
  *   bench_flow [--flow maf|nsf] [--threads T] [--blocks K] [--hidden H] [--bins N] [--tail B]
- *              [--seconds S] [--galaxies G] [--nsamp N]
+ *              [--seconds S] [--galaxies G] [--nsamp N] [--theta-map identity|logit]
  * (--bins and --tail: NSF only.)  Weights are the random initialisation:
  * timings do not depend on them (no data-dependent branches), except the
- * rejection rate, which is off here (no box). */
+ * rejection rate, which is off here (identity map: a box of +-1e9; logit
+ * map: the box [0, 1] of the uniform training rows, never left). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
 {
     const char *flow = "maf";
     int nt = 2, K = 0, H = 0, G = -1, bins = 8; /* K, H, G: 0 / -1 = the family's default */
+    int logit = 0;
     double seconds = 10, tail = 3.0;
     size_t nsamp = 10000;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -68,6 +70,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--nsamp")) nsamp = (size_t)atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--bins")) bins = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--tail")) tail = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--theta-map")) logit = !strcmp(argv[i + 1], "logit");
     }
     const int nsf = !strcmp(flow, "nsf");
     if (!nsf && strcmp(flow, "maf")) {
@@ -78,7 +81,8 @@ int main(int argc, char **argv)
     if (H <= 0) H = nsf ? 128 : 500;
     if (G < 0) G = nsf ? 100 : 20;
     const int D = 11, C = 11;
-    sf_flow_config cfg = {nsf ? SF_FLOW_NSF : SF_FLOW_MAF, D, C, K, H, 1, SF_FLOW_THETA_IDENTITY};
+    sf_flow_config cfg = {nsf ? SF_FLOW_NSF : SF_FLOW_MAF, D, C, K, H, 1,
+                          logit ? SF_FLOW_THETA_LOGIT : SF_FLOW_THETA_IDENTITY};
     sf_flow_nsf_config nc = {bins, tail};
     sf_flow *f = NULL;
     if (nsf ? sf_flow_alloc_nsf(&cfg, &nc, &f) : sf_flow_alloc(&cfg, &f)) {
@@ -89,7 +93,8 @@ int main(int argc, char **argv)
         printf("# bench_flow: NSF K=%d H=%d bins=%d tail %g D=%d C=%d, %zu parameters, %d threads\n", K, H, bins, tail, D,
                C, sf_flow_n_params(f), nt);
     else
-        printf("# bench_flow: MAF K=%d H=%d D=%d C=%d, %zu parameters, %d threads\n", K, H, D, C, sf_flow_n_params(f), nt);
+        printf("# bench_flow: MAF K=%d H=%d D=%d C=%d, %zu parameters, %d threads, theta map %s\n", K, H, D, C,
+               sf_flow_n_params(f), nt, logit ? "logit" : "identity");
     const size_t n = 20000;
     sf_flow_data d;
     memset(&d, 0, sizeof d);
@@ -97,7 +102,7 @@ int main(int argc, char **argv)
     d.theta = malloc(sizeof(double) * n * D);
     d.x = malloc(sizeof(double) * n * C);
     double lo[11], hi[11];
-    for (int i = 0; i < D; i++) lo[i] = -1e9, hi[i] = 1e9;
+    for (int i = 0; i < D; i++) lo[i] = logit ? 0 : -1e9, hi[i] = logit ? 1 : 1e9;
     d.lower = lo, d.upper = hi;
     gsl_rng *r = sf_rng_alloc(5);
     for (size_t i = 0; i < n * D; i++) d.theta[i] = gsl_rng_uniform(r);

@@ -51,6 +51,7 @@ struct sf_flow {
     double *theta_mean, *theta_std, *x_mean, *x_std;
     double *lower, *upper;
     double log_std_sum; /* sum_d log theta_std_d */
+    double log_box_sum; /* sum_d log(upper_d - lower_d) (the logit map's constant) */
     /* mask structure */
     int *hdeg;          /* H: hidden degree, nondecreasing */
     int *cnt_le;        /* D+1: cnt_le[g] = number of hidden units of degree <= g */

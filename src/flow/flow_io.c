@@ -229,6 +229,7 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
     }
     TRY(sf_h5_read_double_into(file, "prior/lower", (size_t)D, f->lower));
     TRY(sf_h5_read_double_into(file, "prior/upper", (size_t)D, f->upper));
+    sf_flow_set_prior(f, NULL, NULL); /* derived constants */
     sf_h5_attr_get_string(file, "names", "theta_names", f->theta_names, SF_FLOW_NAME_LEN);
     sf_h5_attr_get_string(file, "names", "theta_units", f->theta_units, SF_FLOW_NAME_LEN);
     sf_h5_attr_get_string(file, "names", "x_names", f->x_names, SF_FLOW_NAME_LEN);

@@ -291,42 +291,46 @@ static void update_log_std(sf_flow *f)
  * the box surface are evaluated (logit = -+20.7). */
 #define P_EDGE 1e-9
 
+/* Both directions take one exp or log per value and one log per row: the
+ * Jacobian's terms are multiplied (each factor in [1e-9, 1] or [1, 2], so
+ * the product of up to 1000 stays a normal double) and logged once. */
 double sf_flow_theta_to_v(const sf_flow *f, const double *th, double *v)
 {
-    double lj = 0;
     if (f->cfg.theta_map == SF_FLOW_THETA_IDENTITY) {
         memcpy(v, th, (size_t)f->D * sizeof(double));
         return 0;
     }
+    double prod = 1, lj = 0;
     for (int d = 0; d < f->D; d++) {
         const double w = f->upper[d] - f->lower[d];
-        double p = (th[d] - f->lower[d]) / w;
-        if (p < 0 || p > 1) lj = -INFINITY; /* outside the closed box: q = 0 */
-        p = p < P_EDGE ? P_EDGE : (p > 1 - P_EDGE ? 1 - P_EDGE : p); /* NaN stays NaN */
-        const double lp = log(p), l1p = log1p(-p);
-        v[d] = lp - l1p;
-        lj -= log(w) + lp + l1p;
+        /* p and 1 - p, each from its own edge (accurate near both) */
+        double p = (th[d] - f->lower[d]) / w, q = (f->upper[d] - th[d]) / w;
+        if (p < 0 || q < 0) lj = -INFINITY; /* outside the closed box: q = 0 */
+        p = p < P_EDGE ? P_EDGE : p; /* NaN stays NaN */
+        q = q < P_EDGE ? P_EDGE : q;
+        v[d] = log(p / q);
+        prod *= p * q;
+        if (d % 32 == 31) lj -= log(prod), prod = 1; /* D > 32: keep the product normal */
     }
-    return lj;
+    return lj - log(prod) - f->log_box_sum;
 }
 
 double sf_flow_v_to_theta(const sf_flow *f, const double *v, double *th)
 {
-    double lj = 0;
     if (f->cfg.theta_map == SF_FLOW_THETA_IDENTITY) {
         memcpy(th, v, (size_t)f->D * sizeof(double));
         return 0;
     }
+    /* p = sigmoid(v); -log p - log(1 - p) = |v| + 2 log(1 + e^-|v|) */
+    double prod = 1, lj = 0;
     for (int d = 0; d < f->D; d++) {
-        /* p = sigmoid(v); log p + log(1 - p) = -|v| - 2 log(1 + e^-|v|) */
-        const double a = fabs(v[d]), e = exp(-a);
-        const double p = v[d] >= 0 ? 1 / (1 + e) : e / (1 + e);
-        const double w = f->upper[d] - f->lower[d];
-        double t = f->lower[d] + w * p;
+        const double a = fabs(v[d]), e = exp(-a), p = (v[d] >= 0 ? 1 : e) / (1 + e);
+        const double w = f->upper[d] - f->lower[d], t = f->lower[d] + w * p;
         th[d] = t < f->lower[d] ? f->lower[d] : (t > f->upper[d] ? f->upper[d] : t);
-        lj -= log(w) - a - 2 * log1p(e);
+        lj += a;
+        prod *= 1 + e;
     }
-    return lj;
+    return lj + 2 * log(prod) - f->log_box_sum;
 }
 
 sf_status sf_flow_set_zscore(sf_flow *f, size_t n, const double *theta, const double *x)
@@ -384,8 +388,10 @@ sf_status sf_flow_put_zscore(sf_flow *f, const double *tm, const double *ts, con
 
 void sf_flow_set_prior(sf_flow *f, const double *lower, const double *upper)
 {
-    if (lower) memcpy(f->lower, lower, (size_t)f->D * sizeof(double));
-    if (upper) memcpy(f->upper, upper, (size_t)f->D * sizeof(double));
+    if (lower) memmove(f->lower, lower, (size_t)f->D * sizeof(double));
+    if (upper) memmove(f->upper, upper, (size_t)f->D * sizeof(double));
+    f->log_box_sum = 0;
+    for (int d = 0; d < f->D; d++) f->log_box_sum += log(f->upper[d] - f->lower[d]);
 }
 
 void sf_flow_get_prior(const sf_flow *f, double *lower, double *upper)
