@@ -187,9 +187,40 @@ typedef struct {
     void (*inverse)(const sf_flow *f, void *ws, const float *gdata, int n, const float *z, float *u, double *ldet);
 } sf_flow_sampler;
 
+/* What a flow family supplies to the shared log q driver (flow_eval.c):
+ * an evaluation-mode forward pass of n <= SF_FLOW_CHUNK rows, u (n x D:
+ * z-scored, box-mapped theta) replaced in place by the base variable z,
+ * xz (n x C) the z-scored context, ldet (n) = each row's summed log |det|.
+ * Read-only on f; one workspace per thread. */
+typedef struct {
+    void *(*ws_alloc)(const sf_flow *f);
+    void (*ws_free)(void *ws);
+    void (*forward)(const sf_flow *f, void *ws, int n, float *u, const float *xz, double *ldet);
+} sf_flow_evaluator;
+
+extern const sf_flow_evaluator sf_maf_evaluator; /* maf_eval.c */
+extern const sf_flow_evaluator sf_nsf_evaluator; /* nsf_eval.c */
+
+/* log q of one row from its base variable z (D floats) and the sum of its
+ * log-dets (the flow's and the box map's): log N(z; 0, I) - sum_d log
+ * theta_std_d + ldet.  Every log q (evaluation, training, sampling) ends here. */
+static inline double sf_flow_row_logq(const sf_flow *f, const float *z, double ldet)
+{
+    double s = 0;
+    for (int d = 0; d < f->D; d++) s += (double)z[d] * z[d];
+    return -0.5 * f->D * SF_FLOW_LOG_2PI - f->log_std_sum - 0.5 * s + ldet;
+}
+
+/* The training loss of a batch (flow_eval.c): logq_rows[r] (may be NULL) =
+ * sf_flow_row_logq(z row r, ldet[r] + the box map's log-Jacobian of theta
+ * row r), *loss (may be NULL) = -mean.  z: B x D base variables, theta:
+ * B x D.  Errors: SF_ENOCONV when a log q is not finite. */
+sf_status sf_flow_batch_loss(const sf_flow *f, int B, const double *theta, const float *z, const double *ldet,
+                             double *loss, double *logq_rows);
+
 /* sf_flow_logq plus each row's base variable: z (n x D floats, may be NULL)
  * = the forward transform of theta (z-scoring included), the point whose
- * N(0, I) density enters log q (maf_eval.c; tests check sampling against it). */
+ * N(0, I) density enters log q (flow_eval.c; tests check sampling against it). */
 sf_status sf_flow_logq_base(const sf_flow *f, size_t n, const double *theta, const double *x, double *logq,
                             float *z, int nthreads);
 

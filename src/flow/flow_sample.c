@@ -54,7 +54,6 @@ static void transform_round(const sf_flow *f, const sf_flow_sampler *s, round_bu
 {
     const int D = f->D;
     const size_t nch = (m + SF_FLOW_CHUNK - 1) / SF_FLOW_CHUNK;
-    const double c0 = -0.5 * D * SF_FLOW_LOG_2PI - f->log_std_sum;
 #pragma omp parallel for num_threads(inner_nt) schedule(dynamic, 1) if (inner_nt > 1)
     for (size_t ch = 0; ch < nch; ch++) {
         chunk_buf *c = &cb[inner_nt > 1 ? omp_get_thread_num() : 0];
@@ -63,11 +62,10 @@ static void transform_round(const sf_flow *f, const sf_flow_sampler *s, round_bu
         const float *z = rb->z + r0 * D;
         s->inverse(f, c->fws, rb->gdata, n, z, c->u, c->ldet);
         for (int r = 0; r < n; r++) {
-            double q = 0;
-            for (int d = 0; d < D; d++) q += (double)z[(size_t)r * D + d] * z[(size_t)r * D + d];
             double v[1024]; /* D <= 1000 */
             for (int d = 0; d < D; d++) v[d] = f->theta_mean[d] + f->theta_std[d] * (double)c->u[(size_t)r * D + d];
-            rb->lq[r0 + r] = c0 - 0.5 * q + c->ldet[r] + sf_flow_v_to_theta(f, v, rb->th + (r0 + r) * D);
+            const double lj = sf_flow_v_to_theta(f, v, rb->th + (r0 + r) * D);
+            rb->lq[r0 + r] = sf_flow_row_logq(f, z + (size_t)r * D, c->ldet[r] + lj);
         }
     }
 }

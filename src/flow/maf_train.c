@@ -452,16 +452,5 @@ sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *w, size_t Bz, const do
         forward(&ctx, t, n);
         backward(&ctx, t, n);
     }
-    const float *z = w->u + (size_t)f->K * w->bmax * D;
-    const double c0 = -0.5 * D * SF_FLOW_LOG_2PI - f->log_std_sum;
-    double sum = 0;
-    for (int r = 0; r < B; r++) {
-        double q = c0 + w->ldet[r] + sf_flow_box_ljac(f, theta + (size_t)r * D);
-        for (int d = 0; d < D; d++) q -= 0.5 * (double)z[(size_t)r * D + d] * z[(size_t)r * D + d];
-        if (logq_rows) logq_rows[r] = q;
-        sum += q;
-    }
-    if (loss) *loss = -sum / B;
-    if (!isfinite(sum)) return SF_ERROR(SF_ENOCONV, "log q not finite in a training batch");
-    return SF_OK;
+    return sf_flow_batch_loss(f, B, theta, w->u + (size_t)f->K * w->bmax * D, w->ldet, loss, logq_rows);
 }

@@ -79,9 +79,7 @@ void sf_nsf_gather(const sf_flow *f, const sf_nsf_layer *v, int n, const float *
 
 void sf_nsf_free_priv(struct sf_nsf *n);
 
-/* Family entry points behind the public API (nsf_eval.c, nsf_train.c). */
-sf_status sf_nsf_logq(const sf_flow *f, size_t n, const double *theta, const double *x, double *logq, float *z,
-                      int nthreads);
+/* Family entry points behind the public API (nsf_train.c). */
 struct sf_nsf_ws;
 sf_status sf_nsf_train_ws_alloc(const sf_flow *f, size_t bmax, struct sf_nsf_ws **out);
 void sf_nsf_train_ws_free(struct sf_nsf_ws *w);

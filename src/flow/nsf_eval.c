@@ -1,17 +1,14 @@
 /*
  * NSF evaluation: log q (one forward pass per coupling layer) and sampling
  * (one closed-form inverse per layer, the galaxy's context term of the
- * first conditioner layer computed once per galaxy).  Rows go in fixed
- * chunks of CHUNK rows, one chunk per thread at a time (single-threaded
- * sgemm), so results do not depend on the thread count.  Proposal rounds,
+ * first conditioner layer computed once per galaxy), in chunks of CHUNK
+ * rows.  The log q driver: flow_eval.c.  Proposal rounds,
  * prior-box rejection and the per-galaxy rng streams: the driver shared
  * with the MAF (flow_sample.c).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <omp.h>
 
 #include "core/fastmath.h"
 #include "flow/nsf.h"
@@ -65,88 +62,59 @@ void sf_nsf_gather(const sf_flow *f, const sf_nsf_layer *v, int n, const float *
 }
 
 typedef struct {
-    float *u;    /* CHUNK x D */
-    float *xz;   /* CHUNK x C */
+    float *u;    /* CHUNK x D (sampling) */
     float *a;    /* CHUNK x din_max */
     float *h1, *h2; /* CHUNK x H */
     float *out, *E; /* CHUNK x m3_max: conditioner outputs, their exponentials */
     double *ldet;   /* CHUNK */
 } chunk_ws;
 
-static void chunk_free(chunk_ws *c)
+static void chunk_ws_delete(void *ws)
 {
-    free(c->u); free(c->xz); free(c->a); free(c->h1); free(c->h2); free(c->out); free(c->E); free(c->ldet);
+    chunk_ws *c = ws;
+    if (!c) return;
+    free(c->u); free(c->a); free(c->h1); free(c->h2); free(c->out); free(c->E); free(c->ldet);
+    free(c);
 }
 
-static int chunk_alloc(const sf_flow *f, chunk_ws *c)
+/* One chunk's workspace (log q and sampling); NULL when out of memory. */
+static void *chunk_ws_new(const sf_flow *f)
 {
-    const size_t D = (size_t)f->D, C = (size_t)f->C, H = (size_t)f->H;
-    memset(c, 0, sizeof *c);
+    const size_t D = (size_t)f->D, H = (size_t)f->H;
+    chunk_ws *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
     c->u = malloc(CHUNK * D * sizeof(float));
-    c->xz = malloc((CHUNK * C + 1) * sizeof(float));
     c->a = malloc((CHUNK * (size_t)f->nsf->din_max + 1) * sizeof(float));
     c->h1 = malloc(CHUNK * H * sizeof(float));
     c->h2 = malloc(CHUNK * H * sizeof(float));
     c->out = malloc(CHUNK * (size_t)f->nsf->m3_max * sizeof(float));
     c->E = malloc(CHUNK * (size_t)f->nsf->m3_max * sizeof(float));
     c->ldet = malloc(CHUNK * sizeof(double));
-    if (!c->u || !c->xz || !c->a || !c->h1 || !c->h2 || !c->out || !c->E || !c->ldet) {
-        chunk_free(c);
-        memset(c, 0, sizeof *c);
-        return -1;
+    if (!c->u || !c->a || !c->h1 || !c->h2 || !c->out || !c->E || !c->ldet) {
+        chunk_ws_delete(c);
+        return NULL;
     }
-    return 0;
+    return c;
 }
 
-/* Forward of n <= CHUNK rows: c->u (z-scored theta), c->xz set; on return
- * c->u is the base variable and c->ldet the summed log-det. */
-static void eval_forward(const sf_flow *f, chunk_ws *c, int n)
+/* Forward of n <= CHUNK rows (sf_flow_evaluator): u (z-scored theta) in
+ * place to the base variable, xz the z-scored context, ldet the summed
+ * log-det. */
+static void eval_forward(const sf_flow *f, void *ws, int n, float *u, const float *xz, double *ldet)
 {
-    for (int r = 0; r < n; r++) c->ldet[r] = 0;
+    chunk_ws *c = ws;
+    for (int r = 0; r < n; r++) ldet[r] = 0;
     for (int l = 0; l < f->K; l++) {
         sf_nsf_layer v;
         sf_nsf_layer_of(f, f->params, l, &v);
-        sf_nsf_gather(f, &v, n, c->u, c->xz, c->a);
+        sf_nsf_gather(f, &v, n, u, xz, c->a);
         sf_nsf_mlp(f, &v, n, c->a, v.din, v.din, v.b1, c->h1, c->h2, c->out);
         sf_nsf_exp(c->out, c->E, (size_t)n * v.m3);
-        sf_nsf_apply(f, &v, n, c->u, c->out, c->E, c->ldet, 0);
+        sf_nsf_apply(f, &v, n, u, c->out, c->E, ldet, 0);
     }
 }
 
-sf_status sf_nsf_logq(const sf_flow *f, size_t n, const double *theta, const double *x, double *logq, float *z,
-                      int nthreads)
-{
-    sf_flow_blas_single();
-    const int D = f->D, C = f->C;
-    const int nt = sf_flow_nthreads(nthreads);
-    const size_t nchunks = (n + CHUNK - 1) / CHUNK;
-    int fail = 0;
-    const double c0 = -0.5 * D * SF_FLOW_LOG_2PI - f->log_std_sum;
-#pragma omp parallel num_threads(nt) reduction(| : fail)
-    {
-        chunk_ws c;
-        if (chunk_alloc(f, &c)) fail = 1;
-#pragma omp for schedule(dynamic, 1)
-        for (size_t ch = 0; ch < nchunks; ch++) {
-            if (fail) continue;
-            size_t r0 = ch * CHUNK;
-            int m = (int)(n - r0 < CHUNK ? n - r0 : CHUNK);
-            for (int r = 0; r < m; r++)
-                logq[r0 + r] = sf_flow_input_row(f, theta + (r0 + r) * D, C ? x + (r0 + r) * C : NULL,
-                                                 c.u + (size_t)r * D, c.xz + (size_t)r * C);
-            eval_forward(f, &c, m);
-            for (int r = 0; r < m; r++) {
-                double q = c0 + c.ldet[r] + logq[r0 + r]; /* + the box map's log |dv/dtheta| */
-                for (int d = 0; d < D; d++) q -= 0.5 * (double)c.u[(size_t)r * D + d] * c.u[(size_t)r * D + d];
-                logq[r0 + r] = q;
-            }
-            if (z) memcpy(z + r0 * D, c.u, (size_t)m * D * sizeof(float));
-        }
-        chunk_free(&c);
-    }
-    if (fail) return SF_ERROR(SF_ENOMEM, "out of memory for log q workspaces");
-    return SF_OK;
-}
+const sf_flow_evaluator sf_nsf_evaluator = {chunk_ws_new, chunk_ws_delete, eval_forward};
 
 /* ---- sampling (driver: flow_sample.c) ----------------------------------- */
 
@@ -189,22 +157,6 @@ static void galaxy_bias(const sf_flow *f, const double *x, float *gdata)
 
 static size_t galaxy_floats(const sf_flow *f) { return (size_t)f->K * f->H + (size_t)f->C; }
 
-static void *sampler_ws_alloc(const sf_flow *f)
-{
-    chunk_ws *c = malloc(sizeof *c);
-    if (c && chunk_alloc(f, c)) {
-        free(c);
-        c = NULL;
-    }
-    return c;
-}
-
-static void sampler_ws_free(void *ws)
-{
-    chunk_free(ws);
-    free(ws);
-}
-
 static void sampler_inverse(const sf_flow *f, void *ws, const float *gdata, int n, const float *z, float *u,
                             double *ldet)
 {
@@ -215,4 +167,4 @@ static void sampler_inverse(const sf_flow *f, void *ws, const float *gdata, int 
     memcpy(ldet, c->ldet, (size_t)n * sizeof(double));
 }
 
-const sf_flow_sampler sf_nsf_sampler = {galaxy_floats, galaxy_bias, sampler_ws_alloc, sampler_ws_free, sampler_inverse};
+const sf_flow_sampler sf_nsf_sampler = {galaxy_floats, galaxy_bias, chunk_ws_new, chunk_ws_delete, sampler_inverse};
