@@ -3,7 +3,7 @@
 # data.  Installs only what is missing; needs root (or sudo) for that.
 set -euo pipefail
 PKGS="build-essential cmake pkg-config libopenblas-dev libhdf5-dev hdf5-tools
-libcfitsio-dev libgsl-dev libomp-dev python3 python3-numpy python3-h5py curl
+libcfitsio-dev libgsl-dev zlib1g-dev libomp-dev python3 python3-numpy python3-h5py curl
 ca-certificates valgrind gnuplot-nox"
 missing=""
 for p in $PKGS; do

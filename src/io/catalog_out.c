@@ -11,11 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
+#include "io/catalog_out_chunk.h"
 #include "io/catalog_out_priv.h"
 #include "io/h5util.h"
 #include "sedflow/infer.h"
 
-#define SAMPLE_CHUNK_ROWS 8
+#define SAMPLE_CHUNK_ROWS 1 /* one galaxy per chunk: rows are written as finished chunks */
+#define DIRECT_GROUP 16     /* galaxies encoded per parallel round of the writer */
 #define ROW_CHUNK 1024
 
 struct sf_infer_file {
@@ -24,6 +28,8 @@ struct sf_infer_file {
     hid_t str_t, bool_t;
     int mcmc_on;                  /* made with the MCMC fallback */
     long long mcmc_n, mcmc_next;  /* galaxies listed for it (-1: not yet), done */
+    int direct_level;             /* deflate level of samples/<q> written as finished chunks; 0: H5Dwrite */
+    int nthreads;                 /* threads encoding them (the run's --threads; 0: all) */
 };
 
 static const char *FLAG_BITS_TEXT =
@@ -133,6 +139,18 @@ static sf_infer_file *file_new(void)
     f->str_t = sf_infer_h5_str_type();
     f->bool_t = sf_infer_h5_bool_type();
     return f;
+}
+
+/* How the sample rows of f will be written: as finished chunks on the run's
+ * threads when the datasets allow it (sf_chunk_f32_direct_level). */
+static void direct_setup(sf_infer_file *f, const sf_infer *p)
+{
+    f->nthreads = sf_infer_get_options(p)->nthreads;
+    f->direct_level = 0;
+    hid_t d = H5Dopen2(f->file, "samples/logmstar", H5P_DEFAULT);
+    if (d < 0) return;
+    f->direct_level = sf_chunk_f32_direct_level(d);
+    H5Dclose(d);
 }
 
 #define TRY(x)                     \
@@ -299,6 +317,7 @@ sf_status sf_infer_file_create(const char *path, const sf_infer *p, const sf_cat
         }
     }
     if (H5Fflush(h, H5F_SCOPE_GLOBAL) < 0) st = SF_ERROR(SF_EIO, "cannot flush '%s'", path);
+    if (!st) direct_setup(f, p);
 done:
     free(col);
     free(ll);
@@ -405,6 +424,7 @@ sf_status sf_infer_file_resume(const char *path, const sf_infer *p, const sf_cat
     f->n = (size_t)ng;
     f->n_samples = (size_t)ns;
     f->next = (size_t)next;
+    direct_setup(f, p);
 done:
     free(ids);
     if (st) {
@@ -414,6 +434,66 @@ done:
     *next_galaxy = f->next;
     *out = f;
     return SF_OK;
+}
+
+/* samples/<q> rows g0 .. g0 + b->n - 1 as finished chunks: groups of
+ * DIRECT_GROUP galaxies x SF_INFER_NQ quantities encoded on f->nthreads
+ * threads, then written by this thread in (row, quantity) order, so the file
+ * does not depend on the thread count. */
+static sf_status write_samples_direct(sf_infer_file *f, size_t g0, const sf_infer_block *b)
+{
+    const size_t n = b->n, N = f->n_samples, cap = sf_chunk_f32_bound(N), NQ = SF_INFER_NQ;
+    sf_status st = SF_OK;
+    hid_t d[SF_INFER_NQ];
+    size_t len[DIRECT_GROUP * SF_INFER_NQ];
+    for (size_t q = 0; q < NQ; q++) d[q] = -1;
+    unsigned char *out = malloc(DIRECT_GROUP * NQ * cap);
+    if (!out) return SF_ERROR(SF_ENOMEM, "out of memory for %d compressed sample rows", DIRECT_GROUP * SF_INFER_NQ);
+    for (size_t q = 0; q < NQ && !st; q++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "samples/%s", sf_infer_q_names[q]);
+        if ((d[q] = H5Dopen2(f->file, nm, H5P_DEFAULT)) < 0) st = SF_ERROR(SF_EIO, "cannot open dataset '%s'", nm);
+    }
+    const int nt = f->nthreads > 0 ? f->nthreads : omp_get_max_threads();
+    for (size_t a = 0; a < n && !st; a += DIRECT_GROUP) {
+        const size_t m = n - a < DIRECT_GROUP ? n - a : DIRECT_GROUP, ntask = m * NQ;
+        sf_status first = SF_OK;
+        char msg[512] = "";
+#pragma omp parallel num_threads(nt)
+        {
+            unsigned char *shuf = malloc(4 * N);
+#pragma omp for schedule(dynamic, 1)
+            for (size_t t = 0; t < ntask; t++) {
+                const size_t i = a + t / NQ, q = t % NQ;
+                const float *x = b->samples + (q * b->cap + i) * N;
+                sf_status s = shuf ? sf_chunk_f32_encode(x, N, f->direct_level, 2 * (size_t)b->n_accepted[i] >= N, shuf,
+                                                         out + t * cap, cap, &len[t])
+                                   : SF_ERROR(SF_ENOMEM, "out of memory for a shuffle buffer of %zu samples", N);
+                if (s) {
+#pragma omp critical(sf_infer_chunk_err)
+                    if (!first) {
+                        first = s;
+                        snprintf(msg, sizeof msg, "%s", sf_last_error());
+                    }
+                }
+            }
+            free(shuf);
+        }
+        if (first) {
+            st = SF_ERROR(first, "samples of galaxy %zu..%zu: %s", g0 + a, g0 + a + m - 1, msg);
+            break;
+        }
+        for (size_t t = 0; t < ntask && !st; t++) {
+            const size_t i = a + t / NQ, q = t % NQ;
+            hsize_t off[2] = {(hsize_t)(g0 + i), 0};
+            if (H5Dwrite_chunk(d[q], H5P_DEFAULT, 0, off, len[t], out + t * cap) < 0)
+                st = SF_ERROR(SF_EIO, "cannot write samples/%s row %zu (disk full?)", sf_infer_q_names[q], g0 + i);
+        }
+    }
+    for (size_t q = 0; q < NQ; q++)
+        if (d[q] >= 0) H5Dclose(d[q]);
+    free(out);
+    return st;
 }
 
 sf_status sf_infer_file_write(sf_infer_file *f, size_t g0, const sf_infer_block *b)
@@ -431,11 +511,13 @@ sf_status sf_infer_file_write(sf_infer_file *f, size_t g0, const sf_infer_block 
     TRY(write_rows(h, "sedflow", f->bool_t, g0, n, tf));
     TRY(write_rows(h, "acceptance", H5T_NATIVE_DOUBLE, g0, n, b->acceptance));
     TRY(write_rows(h, "n_accepted", H5T_NATIVE_LLONG, g0, n, b->n_accepted));
-    for (int q = 0; q < SF_INFER_NQ; q++) {
-        char nm[64];
-        snprintf(nm, sizeof nm, "samples/%s", sf_infer_q_names[q]);
-        TRY(write_rows(h, nm, H5T_NATIVE_FLOAT, g0, n, b->samples + (size_t)q * b->cap * N));
-    }
+    if (f->direct_level) TRY(write_samples_direct(f, g0, b));
+    else
+        for (int q = 0; q < SF_INFER_NQ; q++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "samples/%s", sf_infer_q_names[q]);
+            TRY(write_rows(h, nm, H5T_NATIVE_FLOAT, g0, n, b->samples + (size_t)q * b->cap * N));
+        }
     {
         double *col = malloc((n ? n : 1) * 3 * sizeof(double));
         if (!col) {
