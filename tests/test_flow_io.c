@@ -30,6 +30,23 @@ int main(void)
     CHECK(d->lower[1] == -20 && d->upper[2] == 20 && !strcmp(d->theta_names, "a,b,c,d,e,f,g,h"), "prior box and names read");
     sf_flow_data *bad = NULL;
     CHECK(sf_flow_data_load("/nonexistent.h5", &bad) == SF_EIO && !bad, "missing file: %s", sf_last_error());
+    {   /* sedflow simulate's attributes: column_names, and units that only refer to them */
+        char sim[256];
+        snprintf(sim, sizeof sim, "%s/sim.h5", dir);
+        CHECK(synth_write(sim, &m, 50, 3) == 0, "wrote a second training file");
+        hid_t fh = H5Fopen(sim, H5F_ACC_RDWR, H5P_DEFAULT);
+        CHECK(fh >= 0 && H5Adelete_by_name(fh, "theta_u", "names", H5P_DEFAULT) >= 0 &&
+                  sf_h5_attr_set_string(fh, "theta_u", "column_names", "logmstar,u1,u2") == SF_OK &&
+                  sf_h5_attr_set_string(fh, "theta_u", "units", "see column_names") == SF_OK,
+              "rewrote its attributes as sedflow simulate writes them");
+        if (fh >= 0) H5Fclose(fh);
+        CHECK(sf_flow_data_load(sim, &bad) == SF_OK && bad && !strcmp(bad->theta_names, "logmstar,u1,u2") &&
+                  bad->theta_units[0] == 0,
+              "names from column_names, no units from 'see column_names' ('%s', '%s')", bad ? bad->theta_names : "",
+              bad ? bad->theta_units : "");
+        sf_flow_data_free(bad);
+        bad = NULL;
+    }
 
     sf_flow_config cfg = {SF_FLOW_MAF, 3, 2, 2, 12, 9, SF_FLOW_THETA_IDENTITY};
     sf_flow_train_config tc;

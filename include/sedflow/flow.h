@@ -236,7 +236,8 @@ sf_status sf_flow_load(const char *path, sf_flow **out);
 
 /* A training set: theta n x D (sampling-space parameters, file dataset
  * `theta_u`), x n x C (features, dataset `x`), prior box /prior/lower,
- * /prior/upper (D each).  Optional string attributes `names`, `units` on
+ * /prior/upper (D each).  Optional string attributes `names` (else
+ * `column_names`, as sedflow simulate writes them), `units` on
  * both datasets. */
 typedef struct {
     size_t n;

@@ -294,6 +294,16 @@ void sf_flow_data_free(sf_flow_data *d)
     free(d);
 }
 
+/* Column names and units of dataset `ds`: the attribute `names`, else
+ * `column_names` (what sedflow simulate writes); `units` unless it only
+ * points at the names ("see column_names"), then none. */
+static void read_names(hid_t file, const char *ds, char names[SF_FLOW_NAME_LEN], char units[SF_FLOW_NAME_LEN])
+{
+    if (sf_h5_attr_get_string(file, ds, "names", names, SF_FLOW_NAME_LEN))
+        sf_h5_attr_get_string(file, ds, "column_names", names, SF_FLOW_NAME_LEN);
+    if (sf_h5_attr_get_string(file, ds, "units", units, SF_FLOW_NAME_LEN) || !strncmp(units, "see ", 4)) units[0] = 0;
+}
+
 sf_status sf_flow_data_load(const char *path, sf_flow_data **out)
 {
     *out = NULL;
@@ -336,10 +346,8 @@ sf_status sf_flow_data_load(const char *path, sf_flow_data **out)
             st = SF_ERROR(SF_EFORMAT, "'%s': x row %zu not finite", path, i / d2[1]);
             goto done;
         }
-    sf_h5_attr_get_string(file, "theta_u", "names", d->theta_names, SF_FLOW_NAME_LEN);
-    sf_h5_attr_get_string(file, "theta_u", "units", d->theta_units, SF_FLOW_NAME_LEN);
-    sf_h5_attr_get_string(file, "x", "names", d->x_names, SF_FLOW_NAME_LEN);
-    sf_h5_attr_get_string(file, "x", "units", d->x_units, SF_FLOW_NAME_LEN);
+    read_names(file, "theta_u", d->theta_names, d->theta_units);
+    read_names(file, "x", d->x_names, d->x_units);
     sf_error_clear();
 done:
     H5Fclose(file);
