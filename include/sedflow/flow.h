@@ -174,7 +174,9 @@ sf_status sf_flow_logq(const sf_flow *f, size_t n, const double *theta, const do
  * galaxy g come from rng stream g of `seed` (sf_rng_set_stream), so the
  * result does not depend on nthreads.  Draws outside the box
  * [lower, upper] (D each; both NULL = the flow's prior box) are rejected
- * and redrawn, with at most max_proposals proposals per galaxy (0: 100 n).
+ * and redrawn, with at most max_proposals proposals per galaxy (0: 100 n);
+ * a flow with the logit box map never leaves its own box, so only a
+ * narrower caller box rejects.
  *   samples   G x n x D: accepted draws first; rows never filled are NaN
  *   logq      G x n (may be NULL): log q of each returned sample (NaN if none)
  *   n_acc     G (may be NULL): accepted count (n unless the budget ran out)
