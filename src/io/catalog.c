@@ -450,8 +450,10 @@ static void copy_row(sf_catalog *d, size_t di, const sf_catalog *s, size_t si)
     memcpy(&d->band_flags[di * NB], &s->band_flags[si * NB], NB * sizeof(uint32_t));
 }
 
-sf_status sf_catalog__finish(sf_catalog **parts, size_t nparts, int keep_duplicates, sf_catalog_format fmt,
-                             sf_catalog **out)
+/* Concatenate parts (freed, array entries set to NULL) into *out, ids kept;
+ * then remove duplicate ids (unless keep) and validate.  n_read = total. */
+static sf_status finish(sf_catalog **parts, size_t nparts, int keep_duplicates, sf_catalog_format fmt,
+                        sf_catalog **out)
 {
     size_t total = 0;
     for (size_t k = 0; k < nparts; k++) total += parts[k]->n;
@@ -522,4 +524,23 @@ sf_status sf_catalog_read(const char *const *paths, size_t npaths, sf_catalog_fo
     case SF_CATALOG_HDF5: return sf_catalog_read_hdf5(paths, npaths, opt, out);
     default: return SF_ERROR(SF_EINVAL, "unknown catalog format %d", (int)fmt);
     }
+}
+
+sf_status sf_catalog__read_files(const char *const *paths, size_t npaths, const char *what, sf_catalog__read_fn read_one,
+                                 const void *ctx, int keep_duplicates, sf_catalog_format fmt, sf_catalog **out)
+{
+    if (!paths || npaths == 0 || !out) return SF_ERROR(SF_EINVAL, "no %s files given", what);
+    *out = NULL;
+    sf_catalog **parts = calloc(npaths, sizeof *parts);
+    if (!parts) return SF_ERROR(SF_ENOMEM, "%zu files", npaths);
+    sf_status st = SF_OK;
+    size_t base = 0;
+    for (size_t k = 0; k < npaths && !st; k++) {
+        st = read_one(paths[k], base, ctx, &parts[k]);
+        if (!st) base += parts[k]->n;
+    }
+    if (!st) st = finish(parts, npaths, keep_duplicates, fmt, out);
+    for (size_t k = 0; k < npaths; k++) sf_catalog_free(parts[k]);
+    free(parts);
+    return st;
 }

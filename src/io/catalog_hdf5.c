@@ -41,8 +41,9 @@ static sf_status read_col(hid_t file, const char *path, const char *name, size_t
     return SF_OK;
 }
 
-static sf_status read_one(const char *path, const sf_catalog_options *opt, size_t base, sf_catalog **out)
+static sf_status read_one(const char *path, size_t base, const void *ctx, sf_catalog **out)
 {
+    const sf_catalog_options *opt = ctx;
     hid_t file;
     sf_status st = sf_h5_open_read(path, &file);
     if (st) return st;
@@ -129,23 +130,11 @@ done:
 sf_status sf_catalog_read_hdf5(const char *const *paths, size_t npaths, const sf_catalog_options *opt_in,
                                sf_catalog **out)
 {
-    if (!paths || npaths == 0 || !out) return SF_ERROR(SF_EINVAL, "no HDF5 catalog files given");
-    *out = NULL;
     sf_catalog_options def;
     if (!opt_in) {
         sf_catalog_options_default(&def);
         opt_in = &def;
     }
-    sf_catalog **parts = calloc(npaths, sizeof *parts);
-    if (!parts) return SF_ERROR(SF_ENOMEM, "%zu files", npaths);
-    sf_status st = SF_OK;
-    size_t base = 0;
-    for (size_t k = 0; k < npaths && !st; k++) {
-        st = read_one(paths[k], opt_in, base, &parts[k]);
-        if (!st) base += parts[k]->n;
-    }
-    if (!st) st = sf_catalog__finish(parts, npaths, opt_in->keep_duplicates, SF_CATALOG_HDF5, out);
-    for (size_t k = 0; k < npaths; k++) sf_catalog_free(parts[k]);
-    free(parts);
-    return st;
+    return sf_catalog__read_files(paths, npaths, "HDF5 catalog", read_one, opt_in, opt_in->keep_duplicates,
+                                  SF_CATALOG_HDF5, out);
 }

@@ -42,8 +42,10 @@ static sf_status find_col(fitsfile *fp, const char *path, const char *name, long
     return SF_OK;
 }
 
-static sf_status read_one(const char *path, sf_catalog **out)
+static sf_status read_one(const char *path, size_t base, const void *ctx, sf_catalog **out)
 {
+    (void)base; /* ids are NSAIDs */
+    (void)ctx;
     int status = 0;
     fitsfile *fp = NULL;
     sf_catalog *c = NULL;
@@ -105,14 +107,5 @@ done:
 
 sf_status sf_catalog_read_nsa(const char *const *paths, size_t npaths, sf_catalog **out)
 {
-    if (!paths || npaths == 0 || !out) return SF_ERROR(SF_EINVAL, "no NSA files given");
-    *out = NULL;
-    sf_catalog **parts = calloc(npaths, sizeof *parts);
-    if (!parts) return SF_ERROR(SF_ENOMEM, "%zu files", npaths);
-    sf_status st = SF_OK;
-    for (size_t k = 0; k < npaths && !st; k++) st = read_one(paths[k], &parts[k]);
-    if (!st) st = sf_catalog__finish(parts, npaths, 0, SF_CATALOG_NSA, out);
-    for (size_t k = 0; k < npaths; k++) sf_catalog_free(parts[k]);
-    free(parts);
-    return st;
+    return sf_catalog__read_files(paths, npaths, "NSA", read_one, NULL, 0, SF_CATALOG_NSA, out);
 }

@@ -26,10 +26,17 @@ sf_status sf_catalog__push(sf_catalog *c, size_t *cap, size_t *row);
  * sigma_f = f ln10/2.5 sigma_m; sigma <= 0 -> ivar 0; non-finite -> NaN. */
 void sf_catalog__set_mag(sf_catalog *c, size_t i, int b, double mag, double sigma_mag);
 
-/* Concatenate parts (freed, array entries set to NULL) into *out, ids kept;
- * then remove duplicate ids (unless keep) and validate.  n_read = total. */
-sf_status sf_catalog__finish(sf_catalog **parts, size_t nparts, int keep_duplicates,
-                             sf_catalog_format fmt, sf_catalog **out);
+/* Reads one file of a multi-file catalog into *part; base = rows of the
+ * files before it (for ids made from row numbers); ctx = the reader's. */
+typedef sf_status (*sf_catalog__read_fn)(const char *path, size_t base, const void *ctx, sf_catalog **part);
+
+/* Read npaths files (what = "NSA", "CSV", ... for the error when there are
+ * none) with read_one, stopping at the first error; concatenate them into
+ * *out, ids kept; then remove duplicate ids (unless keep_duplicates) and
+ * validate.  n_read = total rows.  Errors: SF_EINVAL (no files), SF_ENOMEM,
+ * read_one's. */
+sf_status sf_catalog__read_files(const char *const *paths, size_t npaths, const char *what, sf_catalog__read_fn read_one,
+                                 const void *ctx, int keep_duplicates, sf_catalog_format fmt, sf_catalog **out);
 
 /* Case-insensitive equality of two names. */
 int sf_catalog__name_eq(const char *a, const char *b);

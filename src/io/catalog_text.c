@@ -158,10 +158,17 @@ static sf_status read_rows(FILE *fp, const char *path, const colmap *m, size_t b
 
 /* ---- SDSS MGS -------------------------------------------------------------- */
 
+static sf_status read_mgs_file(const char *path, size_t base, const void *ctx, sf_catalog **out)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) return SF_ERROR(SF_EIO, "cannot open MGS table '%s'", path);
+    sf_status st = read_rows(fp, path, ctx, base, out);
+    fclose(fp);
+    return st;
+}
+
 sf_status sf_catalog_read_mgs(const char *const *paths, size_t npaths, sf_catalog **out)
 {
-    if (!paths || npaths == 0 || !out) return SF_ERROR(SF_EINVAL, "no MGS files given");
-    *out = NULL;
     /* True column order (the '#' header omits eu): zs, u, g, r, i, z, u-g,
      * g-r, r-i, i-z, eu, eg, er, ei, ez, eu-g, eg-r, er-i, ei-z. */
     colmap m = {.id = -1, .z = 0, .delim = ' '};
@@ -170,24 +177,7 @@ sf_status sf_catalog_read_mgs(const char *const *paths, size_t npaths, sf_catalo
         m.a[b] = 1 + b;
         m.b[b] = 10 + b;
     }
-    sf_catalog **parts = calloc(npaths, sizeof *parts);
-    if (!parts) return SF_ERROR(SF_ENOMEM, "%zu files", npaths);
-    sf_status st = SF_OK;
-    size_t base = 0;
-    for (size_t k = 0; k < npaths && !st; k++) {
-        FILE *fp = fopen(paths[k], "r");
-        if (!fp) {
-            st = SF_ERROR(SF_EIO, "cannot open MGS table '%s'", paths[k]);
-            break;
-        }
-        st = read_rows(fp, paths[k], &m, base, &parts[k]);
-        fclose(fp);
-        if (!st) base += parts[k]->n;
-    }
-    if (!st) st = sf_catalog__finish(parts, npaths, 1, SF_CATALOG_MGS, out);
-    for (size_t k = 0; k < npaths; k++) sf_catalog_free(parts[k]);
-    free(parts);
-    return st;
+    return sf_catalog__read_files(paths, npaths, "MGS", read_mgs_file, &m, 1, SF_CATALOG_MGS, out);
 }
 
 /* ---- generic CSV ----------------------------------------------------------- */
@@ -235,48 +225,35 @@ static sf_status map_header(char *header, const char *path, const sf_catalog_opt
     return st;
 }
 
+/* One CSV file: the first non-blank line is the header (opt = ctx). */
+static sf_status read_csv_file(const char *path, size_t base, const void *ctx, sf_catalog **out)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) return SF_ERROR(SF_EIO, "cannot open CSV catalog '%s'", path);
+    char *line = NULL;
+    size_t lcap = 0;
+    int have = 0;
+    while (!have && getline(&line, &lcap, fp) >= 0) {
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        have = !(*p == '\n' || *p == '\r' || *p == '\0');
+    }
+    colmap m;
+    sf_status st = have ? map_header(line, path, ctx, &m) : SF_ERROR(SF_EFORMAT, "'%s': empty file (no header line)", path);
+    if (!st) st = read_rows(fp, path, &m, base, out);
+    free(line);
+    fclose(fp);
+    return st;
+}
+
 sf_status sf_catalog_read_csv(const char *const *paths, size_t npaths, const sf_catalog_options *opt_in,
                               sf_catalog **out)
 {
-    if (!paths || npaths == 0 || !out) return SF_ERROR(SF_EINVAL, "no CSV files given");
-    *out = NULL;
     sf_catalog_options def;
     if (!opt_in) {
         sf_catalog_options_default(&def);
         opt_in = &def;
     }
-    sf_catalog **parts = calloc(npaths, sizeof *parts);
-    if (!parts) return SF_ERROR(SF_ENOMEM, "%zu files", npaths);
-    sf_status st = SF_OK;
-    size_t base = 0;
-    char *line = NULL;
-    size_t lcap = 0;
-    for (size_t k = 0; k < npaths && !st; k++) {
-        FILE *fp = fopen(paths[k], "r");
-        if (!fp) {
-            st = SF_ERROR(SF_EIO, "cannot open CSV catalog '%s'", paths[k]);
-            break;
-        }
-        int have = 0;
-        while (getline(&line, &lcap, fp) >= 0) {
-            char *p = line;
-            while (*p == ' ' || *p == '\t') p++;
-            if (*p == '\n' || *p == '\r' || *p == '\0') continue;
-            have = 1;
-            break;
-        }
-        colmap m;
-        if (!have)
-            st = SF_ERROR(SF_EFORMAT, "'%s': empty file (no header line)", paths[k]);
-        else
-            st = map_header(line, paths[k], opt_in, &m);
-        if (!st) st = read_rows(fp, paths[k], &m, base, &parts[k]);
-        fclose(fp);
-        if (!st) base += parts[k]->n;
-    }
-    free(line);
-    if (!st) st = sf_catalog__finish(parts, npaths, opt_in->keep_duplicates, SF_CATALOG_CSV, out);
-    for (size_t k = 0; k < npaths; k++) sf_catalog_free(parts[k]);
-    free(parts);
-    return st;
+    return sf_catalog__read_files(paths, npaths, "CSV", read_csv_file, opt_in, opt_in->keep_duplicates, SF_CATALOG_CSV,
+                                  out);
 }
