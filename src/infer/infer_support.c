@@ -2,7 +2,7 @@
  * The training-data support used by the out-of-support checks (SEDflow
  * Appendix A): the redshift range and the 0.1th percentile of each adjacent
  * colour of the training magnitudes, stored as the group /support of a flow
- * model file; and quantiles by selection.
+ * model file.  (The quantiles: infer_quantile.c.)
  */
 #include <math.h>
 #include <stddef.h>
@@ -15,74 +15,6 @@
 #include "sedflow/sim.h"
 
 static const char *COLOUR_NAMES = "u-g,g-r,r-i,i-z";
-
-static void swap_d(double *a, double *b)
-{
-    double t = *a;
-    *a = *b;
-    *b = t;
-}
-
-/* Reorder v[lo0..hi0] so that v[k] holds the value of rank k (0-based in the
- * whole array), smaller ones before it and larger ones after (Hoare
- * quickselect, median-of-three pivot); lo0 <= k <= hi0. */
-static void select_kth(double *v, size_t lo0, size_t hi0, size_t k)
-{
-    ptrdiff_t lo = (ptrdiff_t)lo0, hi = (ptrdiff_t)hi0, kk = (ptrdiff_t)k;
-    while (hi > lo) {
-        ptrdiff_t mid = lo + (hi - lo) / 2;
-        if (v[mid] < v[lo]) swap_d(&v[mid], &v[lo]);
-        if (v[hi] < v[lo]) swap_d(&v[hi], &v[lo]);
-        if (v[hi] < v[mid]) swap_d(&v[hi], &v[mid]);
-        double piv = v[mid];
-        ptrdiff_t i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < piv) i++;
-            while (v[j] > piv) j--;
-            if (i <= j) {
-                swap_d(&v[i], &v[j]);
-                i++;
-                j--;
-            }
-        }
-        /* v[lo..j] <= piv, v[i..hi] >= piv, v[j+1..i-1] == piv */
-        if (kk <= j) hi = j;
-        else if (kk >= i) lo = i;
-        else return;
-    }
-}
-
-void sf_infer_quantiles(double *v, size_t n, const double *q, size_t nq, double *out)
-{
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (isfinite(v[i])) v[m++] = v[i];
-    /* for ascending q each selection searches only from the previous rank up
-     * (every value there is >= the previous quantile) */
-    for (size_t j = 0; j < nq; j++) out[j] = NAN;
-    size_t lo = 0;
-    double prevq = -1;
-    for (size_t j = 0; j < nq; j++) {
-        if (m == 0 || !(q[j] >= 0 && q[j] <= 1)) continue;
-        double pos = q[j] * (double)(m - 1);
-        size_t k = (size_t)floor(pos);
-        if (k > m - 1) k = m - 1;
-        double frac = pos - (double)k;
-        if (!(q[j] >= prevq) || k < lo) lo = 0; /* not ascending: search everything */
-        select_kth(v, lo, m - 1, k);
-        double a = v[k];
-        if (frac > 0 && k + 1 < m) {
-            double b = v[k + 1]; /* the smallest of the upper part */
-            for (size_t i = k + 2; i < m; i++)
-                if (v[i] < b) b = v[i];
-            out[j] = a + frac * (b - a);
-        } else {
-            out[j] = a;
-        }
-        lo = k;
-        prevq = q[j];
-    }
-}
 
 sf_status sf_infer_colour_limits(const char *sim_path, double q, double colour_min[SF_INFER_NCOLOUR], size_t *n_rows)
 {
