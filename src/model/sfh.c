@@ -12,7 +12,11 @@
  * Everything that depends on tage alone (bin edges, basis integrals over the
  * bins, ZH basis values at the bin centres) is computed once in an
  * sf_sfh_plan and shared by all galaxies of that age (the posterior samples
- * of one galaxy: ~20x faster than per sample).
+ * of one galaxy: ~20x faster than per sample).  The samples of a plan are
+ * processed in tiles of 64 with the samples along the inner loops, which
+ * vectorise, each sample's operations unchanged and in the same order, so
+ * a batch is bit-identical to one sample at a time (tests/test_model.c):
+ * 10,000 samples 2.5 -> 1.6 CPU-ms.
  */
 #include "model/sfh.h"
 
@@ -114,52 +118,84 @@ void sf_sfh_plan_init(const sf_nmf_basis *b, double tage, sf_sfh_plan *plan)
     }
 }
 
-static void derived_one(const sf_sfh_plan *plan, const double *theta, double *out)
+/* Derived properties of n <= TILE samples, the samples along the inner
+ * loops (so they vectorise), each sample's arithmetic exactly that of the
+ * one-sample formula in the header comment, in the same order:
+ *   mass_k  = ((0 + b1 I1k) + b2 I2k + b3 I3k) + b4 I4k,   total = sum_k mass_k,
+ *   mass_k /= total,   m_1gyr = sum over bins below 1 Gyr (the straddling bin
+ *   (mass_k (1 - lo)) / (hi - lo)),   sfr = (1 - fb) m_1gyr + (burst < 1 Gyr ? fburst : 0),
+ *   mass_k *= 1 - fb,  + fb in tburst's bin,   z_mw, tage_mw = sum_k in order. */
+#define TILE 64
+static void derived_tile(const sf_sfh_plan *plan, size_t n, const double *theta, double *out)
 {
     const int nb = plan->nb;
-    const double *edges = plan->edges;
-    double mass[SF_SFH_MAXBINS];
-    const double *beta = theta + SF_TH_BETA1;
-    double fburst = theta[SF_TH_FBURST], tburst = theta[SF_TH_TBURST];
-    double total = 0, m_1gyr = 0;
+    const double *edges = plan->edges, tage = plan->tage;
+    double mass[SF_SFH_MAXBINS][TILE], beta[SF_NMF_NSFH][TILE], total[TILE], m1[TILE], fb[TILE], sfr[TILE];
+    double g1[TILE], g2[TILE], zmw[TILE], tmw[TILE];
+    for (size_t t = 0; t < n; t++) {
+        const double *th = theta + t * SF_NTHETA;
+        for (int i = 0; i < SF_NMF_NSFH; i++) beta[i][t] = th[SF_TH_BETA1 + i];
+        const double fburst = th[SF_TH_FBURST], tburst = th[SF_TH_TBURST];
+        const int burst = tburst < tage;
+        fb[t] = burst ? fburst : 0.0;
+        sfr[t] = (burst && tburst < 1.0) ? fburst : 0.0; /* the burst's share of sfr_1gyr */
+        g1[t] = th[SF_TH_GAMMA1];
+        g2[t] = th[SF_TH_GAMMA2];
+        total[t] = m1[t] = zmw[t] = tmw[t] = 0;
+    }
     /* NMF mass per bin: sum_i beta_i * integral of basis i over the bin. */
     for (int k = 0; k < nb; k++) {
-        double m = 0;
-        for (int i = 0; i < SF_NMF_NSFH; i++) m += beta[i] * plan->integral[i][k];
-        mass[k] = m;
-        total += m;
+        const double i0 = plan->integral[0][k], i1 = plan->integral[1][k], i2 = plan->integral[2][k],
+                     i3 = plan->integral[3][k];
+        for (size_t t = 0; t < n; t++) {
+            double m = 0;
+            m += beta[0][t] * i0;
+            m += beta[1][t] * i1;
+            m += beta[2][t] * i2;
+            m += beta[3][t] * i3;
+            mass[k][t] = m;
+            total[t] += m;
+        }
     }
     for (int k = 0; k < nb; k++) {
-        mass[k] /= total;
-        double lo = edges[k], hi = edges[k + 1];
-        if (hi <= 1.0) m_1gyr += mass[k];
-        else if (lo < 1.0) m_1gyr += mass[k] * (1.0 - lo) / (hi - lo);
+        const double lo = edges[k], hi = edges[k + 1];
+        if (hi <= 1.0)
+            for (size_t t = 0; t < n; t++) m1[t] += mass[k][t] /= total[t];
+        else if (lo < 1.0)
+            for (size_t t = 0; t < n; t++) m1[t] += (mass[k][t] /= total[t]) * (1.0 - lo) / (hi - lo);
+        else
+            for (size_t t = 0; t < n; t++) mass[k][t] /= total[t];
     }
-    int burst = tburst < plan->tage;
-    double fb = burst ? fburst : 0.0;
-    double sfr = (1.0 - fb) * m_1gyr + ((burst && tburst < 1.0) ? fburst : 0.0);
-    for (int k = 0; k < nb; k++) mass[k] *= 1.0 - fb;
-    if (burst)
-        for (int k = 0; k < nb; k++)
-            if (tburst >= edges[k] && tburst < edges[k + 1]) {
-                mass[k] += fb;
-                break;
-            }
-    double zmw = 0, tmw = 0;
-    const double g1 = theta[SF_TH_GAMMA1], g2 = theta[SF_TH_GAMMA2];
+    for (size_t t = 0; t < n; t++) sfr[t] = (1.0 - fb[t]) * m1[t] + sfr[t];
+    for (int k = 0; k < nb; k++)
+        for (size_t t = 0; t < n; t++) mass[k][t] *= 1.0 - fb[t];
+    for (size_t t = 0; t < n; t++) {
+        const double tburst = theta[t * SF_NTHETA + SF_TH_TBURST];
+        if (tburst < tage)
+            for (int k = 0; k < nb; k++)
+                if (tburst >= edges[k] && tburst < edges[k + 1]) {
+                    mass[k][t] += fb[t];
+                    break;
+                }
+    }
     for (int k = 0; k < nb; k++) {
-        double tmid = 0.5 * (edges[k] + edges[k + 1]);
-        double zk = g1 * plan->zh[0][k] + g2 * plan->zh[1][k]; /* = sf_zh_eval at tmid */
-        zk = zk < SF_ZMIN ? SF_ZMIN : (zk > SF_ZMAX ? SF_ZMAX : zk);
-        zmw += mass[k] * zk;
-        tmw += mass[k] * tmid;
+        const double tmid = 0.5 * (edges[k] + edges[k + 1]), z1 = plan->zh[0][k], z2 = plan->zh[1][k];
+        for (size_t t = 0; t < n; t++) {
+            double zk = g1[t] * z1 + g2[t] * z2; /* = sf_zh_eval at tmid */
+            zk = zk < SF_ZMIN ? SF_ZMIN : (zk > SF_ZMAX ? SF_ZMAX : zk);
+            zmw[t] += mass[k][t] * zk;
+            tmw[t] += mass[k][t] * tmid;
+        }
     }
-    out[0] = sfr * pow(10.0, theta[SF_TH_LOGMSTAR]) / 1e9;
-    out[1] = zmw;
-    out[2] = tmw;
+    for (size_t t = 0; t < n; t++) {
+        out[t * SF_NDERIVED + 0] = sfr[t] * pow(10.0, theta[t * SF_NTHETA + SF_TH_LOGMSTAR]) / 1e9;
+        out[t * SF_NDERIVED + 1] = zmw[t];
+        out[t * SF_NDERIVED + 2] = tmw[t];
+    }
 }
 
 void sf_sfh_derived_plan(const sf_sfh_plan *plan, size_t n, const double *theta, double *out)
 {
-    for (size_t i = 0; i < n; i++) derived_one(plan, theta + i * SF_NTHETA, out + i * SF_NDERIVED);
+    for (size_t i = 0; i < n; i += TILE)
+        derived_tile(plan, n - i < TILE ? n - i : TILE, theta + i * SF_NTHETA, out + i * SF_NDERIVED);
 }
