@@ -50,6 +50,12 @@ extern "C" {
 #define SF_INFER_FORMAT_VERSION 2 /* 2: the mcmc* datasets and attributes of the MCMC fallback */
 #define SF_INFER_NCOLOUR 4      /* adjacent colours u-g, g-r, r-i, i-z */
 #define SF_INFER_REASON_LEN 256 /* bytes of one galaxy's reason text (terminated) */
+/* A logit-map flow (flow.h) never leaves the prior box; its `acceptance` is
+ * the fraction of draws at least SF_INFER_EDGE_P of the box width inside
+ * every face (|logit| <= 13.8: the range of ~10^6 uniform training draws),
+ * the mass where the flow does not extrapolate.  Draws nearer a face are
+ * kept. */
+#define SF_INFER_EDGE_P 1e-6
 
 /* Flag bits of the inference stage, ORed into the catalog reader's bits
  * 0..7 (SF_CAT_*).  A galaxy's posterior is trusted (`sedflow` = true) when
@@ -58,7 +64,8 @@ enum {
     SF_INFER_Z_RANGE = 1u << 8,     /* redshift outside the trained range */
     SF_INFER_SIGMA_HIGH = 1u << 9,  /* sigma_X > mu_sigma(m_X) + 3 sigma_sigma(m_X) in some band */
     SF_INFER_BLUE = 1u << 10,       /* a colour bluer than the training set's 0.1th percentile */
-    SF_INFER_LEAKAGE = 1u << 11,    /* acceptance of in-prior draws below min_acceptance */
+    SF_INFER_LEAKAGE = 1u << 11,    /* acceptance below min_acceptance: identity-map flow, in-prior draws;
+                                       logit-map flow, draws inside the trained range (SF_INFER_EDGE_P) */
     SF_INFER_FEW_SAMPLES = 1u << 12,/* proposal budget spent before n_samples draws were accepted */
     SF_INFER_NOT_SAMPLED = 1u << 13,/* the flow was not sampled: x undefined, z outside the model's (0, 0.6],
                                        or skipped (the MCMC fallback may still give samples) */
@@ -200,7 +207,8 @@ typedef struct {
     size_t n;            /* galaxies in the block now */
     float *samples;      /* SF_INFER_NQ x cap x n_samples ([q][g][s]); NaN rows for missing draws */
     double *summary;     /* cap x SF_INFER_NQ x 3: p16, p50, p84 */
-    double *acceptance;  /* cap: accepted / proposed (NaN when not sampled) */
+    double *acceptance;  /* cap: accepted / proposed, or for a logit-map flow the fraction inside the
+                          * trained range (SF_INFER_EDGE_P); NaN when not sampled */
     long long *n_accepted; /* cap */
     uint32_t *flags;     /* cap: final flags */
     char *reason;        /* cap x SF_INFER_REASON_LEN: final reasons */

@@ -53,12 +53,14 @@ static void help(const cli_mcmc *ma)
            "                     without it an existing OUT.tmp is refused, never overwritten\n"
            "  --skip-flagged     do not sample galaxies flagged before sampling (NaN samples instead)\n"
            "  --min-acceptance A leakage flag when the fraction of flow draws inside the prior box is\n"
-           "                     below A (default 0.5; 0 disables)\n"
+           "                     below A (default 0.5; 0 disables); a logit-map flow never leaves\n"
+           "                     the box: there, the fraction of draws inside the trained range\n"
+           "                     (at least 1e-6 of the box width from every face)\n"
            "  --max-proposals P  flow draws per galaxy at most (default 10 x --nsamples); a galaxy that\n"
            "                     spends it (acceptance < 0.1, already a leakage flag) gets fewer samples\n"
            "                     (flagged, the rest NaN); raise it to fill such galaxies at up to P/N\n"
-           "                     times the cost\n"
-           "  --noise FILE       noise model for the sigma check (default $SEDFLOW_NOISE, else\n"
+           "                     times the cost\n");
+    printf("  --noise FILE       noise model for the sigma check (default $SEDFLOW_NOISE, else\n"
            "                     models/noise_nsa.h5)\n"
            "  --data DIR         prepared model data, for the SFH/ZH bases of the derived properties\n"
            "                     (default $SEDFLOW_DATA or the build's data/)\n"
@@ -163,7 +165,7 @@ static void print_report(const char *out, const sf_catalog *cat, size_t nfiles, 
     if (n_run > 0)
         printf("  time: %.1f s for %zu galaxies in this run: %.2f ms per galaxy, %.1f galaxies/s (%d threads)\n",
                seconds, n_run, 1e3 * seconds / (double)n_run, (double)n_run / seconds, nthreads);
-    if (isfinite(r->mean_acceptance)) printf("  mean acceptance of in-prior samples: %.3f\n", r->mean_acceptance);
+    if (isfinite(r->mean_acceptance)) printf("  mean acceptance (leakage measure): %.3f\n", r->mean_acceptance);
     if (r->n_show) {
         printf("  log M* [log10 Msun], median and 16-84%% range, of the first %s galaxies:\n",
                r->show_flagged ? "sampled (none is trusted: flagged)" : "trusted");

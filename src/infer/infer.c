@@ -49,7 +49,7 @@ const char *sf_infer_flag_name(uint32_t bit)
     case SF_INFER_Z_RANGE: return "redshift outside the trained range";
     case SF_INFER_SIGMA_HIGH: return "sigma unusually high for its magnitude";
     case SF_INFER_BLUE: return "colour bluer than the training set";
-    case SF_INFER_LEAKAGE: return "low acceptance of in-prior samples (leakage)";
+    case SF_INFER_LEAKAGE: return "leakage: flow mass outside the prior box or trained range";
     case SF_INFER_FEW_SAMPLES: return "fewer samples than requested";
     case SF_INFER_NOT_SAMPLED: return "not sampled by the flow";
     case SF_INFER_MCMC: return "posterior from the MCMC fallback";
@@ -395,6 +395,26 @@ sf_status sf_infer_store(const sf_infer *p, sf_infer_work *w, size_t nacc, doubl
     return SF_OK;
 }
 
+/* The support measure of a logit-map flow, which never leaves the prior
+ * box: the fraction of the n draws u (n x 11) that lie at least
+ * SF_INFER_EDGE_P of the box width inside every face, i.e. |v| <= 13.8 in
+ * the flow's own coordinates, the range of ~10^6 uniform training draws.
+ * Mass beyond is where the flow extrapolates, as leakage is for an
+ * identity-map flow.  NaN when n = 0. */
+static double inner_fraction(const sf_infer *p, const double *u, size_t n)
+{
+    size_t in = 0;
+    for (size_t k = 0; k < n; k++) {
+        int ok = 1;
+        for (int d = 0; d < SF_NU && ok; d++) {
+            const double t = (u[k * SF_NU + d] - p->lower[d]) / (p->upper[d] - p->lower[d]);
+            ok = t >= SF_INFER_EDGE_P && t <= 1 - SF_INFER_EDGE_P;
+        }
+        in += (size_t)ok;
+    }
+    return n > 0 ? (double)in / (double)n : NAN;
+}
+
 static sf_status run_galaxy(const sf_infer *p, const sf_infer_input *in, size_t gi, size_t slot, sf_infer_block *b,
                             sf_infer_work *w)
 {
@@ -409,10 +429,14 @@ static sf_status run_galaxy(const sf_infer *p, const sf_infer_input *in, size_t 
         sf_status st = sf_flow_sample(p->flow, 1, x, N, sf_infer_galaxy_seed(p->opt.seed, gi), p->lower, p->upper,
                                       p->opt.max_proposals, w->u, NULL, &nacc, &frac, 1);
         if (st) return st;
+        const int logit = sf_flow_get_config(p->flow)->theta_map == SF_FLOW_THETA_LOGIT;
+        if (logit) frac = inner_fraction(p, w->u, nacc);
         char t[160];
         if (frac < p->opt.min_acceptance) {
             fl |= SF_INFER_LEAKAGE;
-            snprintf(t, sizeof t, "low acceptance of in-prior samples: %.3g < %g", frac, p->opt.min_acceptance);
+            snprintf(t, sizeof t, logit ? "low fraction of samples inside the trained range: %.3g < %g"
+                                        : "low acceptance of in-prior samples: %.3g < %g",
+                     frac, p->opt.min_acceptance);
             sf_infer_reason_add(r, t);
         }
         if (nacc < N) {

@@ -35,8 +35,9 @@ struct sf_infer_file {
 static const char *FLAG_BITS_TEXT =
     "0 non-finite value; 1 flux <= 0; 2 ivar <= 0; 3 missing value; 4 not a number; 5 redshift missing or "
     "non-finite; 6 id missing or not an integer; 8 redshift outside the trained range; 9 sigma > mu_sigma(m) + 3 "
-    "sigma_sigma(m) in some band; 10 colour bluer than the training set's 0.1th percentile; 11 acceptance of "
-    "in-prior samples below min_acceptance (leakage); 12 fewer samples than requested (proposal budget spent); "
+    "sigma_sigma(m) in some band; 10 colour bluer than the training set's 0.1th percentile; 11 acceptance below "
+    "min_acceptance (leakage: identity-map flow, draws inside the prior box; logit-map flow, draws inside the "
+    "trained range); 12 fewer samples than requested (proposal budget spent); "
     "13 the flow was not sampled; 14 samples from the MCMC fallback; 15 MCMC chain not converged (< 50 tau or "
     "R-hat >= 1.05); 16 MCMC fallback failed (flow samples kept)";
 
