@@ -33,11 +33,11 @@ static void help(void)
            "  --bins N           nsf: spline bins per dimension, 1..64 (default 8)\n"
            "  --tail-bound B     nsf: splines act on [-B, B] in z-scored theta units (standard\n"
            "                     deviations of the training set), identity outside (default 3)\n"
-           "  --theta-map MAP    identity (theta enters the flow as it is, SEDflow's; draws outside\n"
-           "                     the prior box are rejected at sampling) or logit (each parameter\n"
-           "                     mapped from its prior box to the real line first: no draw leaves\n"
-           "                     the box, and a flat marginal becomes one the flow can fit;\n"
-           "                     docs/FLOW.md \"Box map\") (default identity)\n"
+           "  --theta-map MAP    logit (each parameter mapped from its prior box to the real line\n"
+           "                     before the flow: no draw leaves the box, and a flat marginal\n"
+           "                     becomes one the flow can fit; docs/FLOW.md \"Box map\") or\n"
+           "                     identity (theta enters the flow as it is, as in SEDflow; draws\n"
+           "                     outside the prior box are rejected at sampling) (default logit)\n"
            "  --batch B          minibatch rows (maf default 50, as the paper; nsf default 512:\n"
            "                     at batch 50 its validation log q jumps by ~0.5 nats between\n"
            "                     steps, docs/FLOW.md)\n"
@@ -206,7 +206,7 @@ fail_quiet:
 
 int cmd_train(int argc, char **argv)
 {
-    const char *cmd = "train", *data = NULL, *out = NULL, *flow = "maf", *map = "identity";
+    const char *cmd = "train", *data = NULL, *out = NULL, *flow = "maf", *map = "logit";
     long K = -1, H = -1, batch = -1, seed = 1, threads = 0, max_epochs = 0, patience = 20, bins = 8;
     double lr = 5e-4, max_minutes = 0, val_frac = 0.1, tail = 3.0;
     int resume = 0, quiet = 0, seed_given = 0;
