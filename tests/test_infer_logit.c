@@ -6,7 +6,9 @@
  * whose logmstar draws sit mid-box (fraction ~1, no flag) and the same flow
  * with logmstar's z-scoring shifted to v = logit(p) = 30 (every draw within
  * 1e-13 of the top face: fraction 0, leakage flag with the trained-range
- * reason, samples still returned and in the box). */
+ * reason, samples still returned and in the box).  `sedflow sample` with
+ * such a model (C = 11) and /support warns when z or a colour lies outside
+ * the training support, and only then. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +119,21 @@ int main(void)
         CHECK(inbox, "edge flow: samples still returned, every logmstar in the prior box");
     } else
         CHECK(0, "infer with the edge model: %s", sf_last_error());
+    /* sedflow sample: warnings from /support */
+    sf_infer_support s2 = {.z_min = 0, .z_max = 0.2, .has_colour = 1, .colour_min = {0.3, -0.1, -0.1, -0.1}};
+    snprintf(s2.source, sizeof s2.source, "test");
+    CHECK(sf_infer_support_write("test_infer_logit_mid.h5", &s2) == SF_OK, "wrote /support");
+    char cmd[1024], out[8192];
+    const char *x_ok = "18,17,16.5,16.2,16,0.05,0.02,0.02,0.02,0.03";
+    snprintf(cmd, sizeof cmd, "%s sample --model test_infer_logit_mid.h5 --x %s,0.1 --n 3 2>&1", tu_cli(), x_ok);
+    CHECK(tu_run(cmd, out, sizeof out) == 0 && !strstr(out, "warning") && strstr(out, "accepted 3"),
+          "sample inside the support: 3 draws, no warning");
+    snprintf(cmd, sizeof cmd, "%s sample --model test_infer_logit_mid.h5 --x %s,0.5 --n 3 2>&1", tu_cli(), x_ok);
+    CHECK(tu_run(cmd, out, sizeof out) == 0 && strstr(out, "# warning") && strstr(out, "redshift 0.5 outside"),
+          "sample at z = 0.5: warned (%.80s)", out);
+    snprintf(cmd, sizeof cmd, "%s sample --model test_infer_logit_mid.h5 --x 16,17,16.5,16.2,16,0.05,0.02,0.02,0.02,0.03,0.1 --n 3 2>&1",
+             tu_cli());
+    CHECK(tu_run(cmd, out, sizeof out) == 0 && strstr(out, "colour u-g = -1.000 bluer"), "sample with u-g = -1: warned");
     sf_catalog_free(cat);
     sf_noise_free(nm);
     sf_model_free(m);

@@ -5,12 +5,16 @@
 
 #include "cli/cli.h"
 #include "sedflow/flow.h"
+#include "sedflow/infer.h"
 
 static void help(void)
 {
     printf("usage: sedflow sample --model MODEL.h5 --x v1,...,vC [--n N] [--seed S]\n\n"
            "Draw N samples of theta (sampling-space parameters, the model's units) from\n"
            "q(theta | x); draws outside the model's prior box are rejected and redrawn.\n"
+           "For a SED model (C = 11: 5 magnitudes, 5 sigmas, z) a '# warning' line (also on\n"
+           "stderr) says when z or a colour lies outside the training support (/support;\n"
+           "'sedflow infer' makes all the per-galaxy checks, docs/INFER.md).\n"
            "Prints one sample per line (D columns); a '#' header names the columns and a\n"
            "'#' trailer gives the number accepted and the acceptance fraction.\n\n"
            "  --model PATH          model file written by 'sedflow train'\n"
@@ -61,10 +65,26 @@ int cmd_sample(int argc, char **argv)
         free(x), free(s), sf_flow_free(f);
         return 2;
     }
+    char warn[512] = "";
+    sf_infer_support sup;
+    if (cfg->C == 11 && sf_infer_support_read(model, &sup) == SF_OK) { /* the SED flow's x */
+        const double z = x[10];
+        int k = 0;
+        if (!(z > sup.z_min && z <= sup.z_max))
+            k += snprintf(warn + k, sizeof warn - k, " redshift %g outside the trained (%g, %g];", z, sup.z_min,
+                          sup.z_max);
+        for (int b = 0; b < SF_INFER_NCOLOUR && sup.has_colour; b++)
+            if (x[b] - x[b + 1] < sup.colour_min[b] && k < (int)sizeof warn)
+                k += snprintf(warn + k, sizeof warn - k, " colour %c-%c = %.3f bluer than the training set's %.3f;",
+                              "ugriz"[b], "ugriz"[b + 1], x[b] - x[b + 1], sup.colour_min[b]);
+    }
+    sf_error_clear();
+    if (*warn) fprintf(stderr, "sedflow sample: warning: x outside the training support:%s the draws extrapolate\n", warn);
     size_t acc = 0;
     double frac = 0;
     st = sf_flow_sample(f, 1, x, (size_t)n, (uint64_t)seed, NULL, NULL, (size_t)maxprop, s, NULL, &acc, &frac, (int)threads);
     if (!st) {
+        if (*warn) printf("# warning: x outside the training support:%s the draws extrapolate\n", warn);
         printf("# %s\n", *sf_flow_theta_names(f) ? sf_flow_theta_names(f) : "theta");
         for (size_t i = 0; i < acc; i++) {
             for (int d = 0; d < cfg->D; d++) printf(d ? " %.8g" : "%.8g", s[i * cfg->D + d]);
