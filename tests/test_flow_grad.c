@@ -167,5 +167,6 @@ int main(void)
     check_flow(1, 2, 6, 2, 5, 13);   /* 1-D: hidden units of degree 0 */
     check_flow(5, 3, 23, 2, 8, 14);  /* H not a multiple of D-1 */
     check_flow(11, 11, 130, 2, 6, 15); /* SEDflow D, C; 3 super-runs of 10 degree groups */
+    check_flow(4, 2, 5, 2, 6, 16);   /* H < 2D: per-unit sums sized for the 2D output units */
     return tu_finish("test_flow_grad");
 }

@@ -31,7 +31,7 @@ struct sf_flow_train_ws {
     float *dout;          /* bmax x 2D */
     float *g0, *g1;       /* bmax x D ping-pong: d loss / d u */
     double *ldet;         /* bmax */
-    double *s1, *s2;      /* H scratch (per unit sums) */
+    double *s1, *s2;      /* max(H, 2D) scratch (per unit sums; the output layer has 2D units) */
     float *cf;            /* 3H scratch (per unit float coefficients) */
     struct sf_nsf_ws *nsf; /* NSF family: its workspace (nsf_train.c); the rest unused */
 };
@@ -68,8 +68,9 @@ sf_status sf_flow_train_ws_alloc(const sf_flow *f, size_t bmax, sf_flow_train_ws
     w->g0 = malloc(B * D * sizeof(float));
     w->g1 = malloc(B * D * sizeof(float));
     w->ldet = malloc(B * sizeof(double));
-    w->s1 = malloc(H * sizeof(double));
-    w->s2 = malloc(H * sizeof(double));
+    const size_t nsum = H > 2 * D ? H : 2 * D; /* per-unit sums of the hidden (H) and output (2D) layers */
+    w->s1 = malloc(nsum * sizeof(double));
+    w->s2 = malloc(nsum * sizeof(double));
     w->cf = malloc(3 * H * sizeof(float));
     if (!w->xz || !w->u || !w->ct || !w->h0 || !w->xh || !w->bo || !w->hh || !w->istd || !w->out ||
         !w->dA || !w->dB || !w->dC || !w->dout || !w->g0 || !w->g1 || !w->ldet || !w->s1 || !w->s2 || !w->cf) {
