@@ -1,6 +1,7 @@
 /* CLI: sedflow train (with checkpoint and --resume), logprob, sample on a
  * small synthetic training file. */
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,6 +50,13 @@ int main(void)
     CHECK(tu_run(cmd, out, sizeof out) == 2, "wrong number of --x values is a usage error");
     snprintf(cmd, sizeof cmd, "%s logprob --model %s --data %s 2>&1", bin, data, data);
     CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, "not a sedflow flow model"), "a training file is not a model: %.200s", out);
+    struct stat d0, d1;
+    stat(data, &d0);
+    snprintf(cmd, sizeof cmd, "%s train --data %s --out %s 2>&1", bin, data, data);
+    int rc2 = tu_run(cmd, out, sizeof out);
+    stat(data, &d1);
+    CHECK(rc2 == 2 && strstr(out, "same file") && d1.st_size == d0.st_size && d1.st_mtime == d0.st_mtime,
+          "train --out = --data refused, the training set untouched");
     snprintf(cmd, sizeof cmd, "%s train --help", bin);
     CHECK(tu_run(cmd, out, sizeof out) == 0 && strstr(out, "--max-minutes"), "train --help");
 

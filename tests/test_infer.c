@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <fitsio.h>
@@ -498,8 +499,17 @@ static void test_cli(const row *rows, int quick)
     free(log);
     rc = run_cli("--out " CSV_PATH " --nsamples 10", "test_infer_t6.log");
     log = tu_slurp("test_infer_t6.log");
-    CHECK(rc == 2 && log && strstr(log, "input catalog"), "--out = the input catalog refused (rc %d)", rc);
+    CHECK(rc == 2 && log && strstr(log, "same file as"), "--out = the input catalog refused (rc %d)", rc);
     free(log);
+    struct stat sm0, sm1;
+    stat(MODEL_PATH, &sm0);
+    rc = run_cli("--out " MODEL_PATH " --nsamples 10", "test_infer_t6.log");
+    int rc2 = run_cli("--out test_infer_t7.h5 --fits " MODEL_PATH " --nsamples 10", "test_infer_t6.log");
+    stat(MODEL_PATH, &sm1);
+    CHECK(rc == 2 && rc2 == 2 && sm1.st_size == sm0.st_size && sm1.st_mtime == sm0.st_mtime,
+          "--out or --fits = the model refused, model untouched (rc %d, %d)", rc, rc2);
+    rc = run_cli("--out test_infer_t7.h5 --fits ./test_infer_t7.h5 --nsamples 10", "test_infer_t6.log");
+    CHECK(rc == 2 && access("test_infer_t7.h5", F_OK) != 0, "--fits = --out refused before any work (rc %d)", rc);
     rc = run_cli("--out . --nsamples 10", "test_infer_t6.log");
     CHECK(rc == 2, "--out a folder refused before any work (rc %d)", rc);
     rc = run_cli("--out /nonexistent_sedflow_dir/x.h5 --nsamples 10", "test_infer_t6.log");

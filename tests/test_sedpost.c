@@ -266,6 +266,10 @@ int main(void)
         CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "range"), "mcmc: z outside (0, 0.6] is a usage error");
         snprintf(cmd, sizeof cmd, "%s mcmc --flux 1,2,3,4,5 --ivar 1,1,-1,1,1 --z 0.1 2>&1", tu_cli());
         CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "ivar"), "mcmc: a negative ivar is a usage error");
+        snprintf(cmd, sizeof cmd, "%s mcmc --flux 1,2,3,4,5 --ivar 1,1,1,1,1 --z 0.1 --out %s/nonexistent/c.h5 2>&1",
+                 tu_cli(), dir);
+        CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "does not exist"),
+              "mcmc: --out in a missing folder refused before sampling (the default run would take minutes)");
 
         /* compare: a one-row CSV catalog and an untrained SED flow (smoke test) */
         char catp[256], modelp[256], prefix[256];

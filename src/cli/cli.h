@@ -102,4 +102,13 @@ void cli_progress_update(cli_progress *p, size_t done);
 /* Wall-clock seconds (monotonic). */
 double cli_now(void);
 
+/* 0 when `path` (given by option `opt`) can be written as an output file:
+ * not a folder, its folder exists and is writable, and it is none of the n
+ * files in `inputs` (NULL entries skipped): the same device and inode, or,
+ * for a file that does not exist yet, the same resolved folder and name.
+ * Otherwise prints why (cli_usage_error) and returns 2: call it before any
+ * work, for every file a command writes (with the other outputs as inputs
+ * too, so that two outputs cannot be one file). */
+int cli_check_output_path(const char *cmd, const char *opt, const char *path, const char *const *inputs, size_t n);
+
 #endif

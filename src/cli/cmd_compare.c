@@ -130,6 +130,15 @@ int cmd_compare(int argc, char **argv)
         return cli_usage_error(cmd, "--model, --catalog and one of --ids / --rows are required");
     if (cli_mcmc_finish(&ma, cmd, 2, &so)) return 2;
     if (L < 2 || threads < 0) return cli_usage_error(cmd, "need --nsamples >= 2 and --threads >= 0");
+    if (out) { /* the files written: PREFIX.csv, _mcmc.h5, _corner.png, _sed.png; before the (long) sampling */
+        const char *reads[2] = {catalog, model};
+        static const char *const suffix[4] = {".csv", "_mcmc.h5", "_corner.png", "_sed.png"};
+        for (int k = 0; k < 4; k++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s%s", out, suffix[k]);
+            if (cli_check_output_path(cmd, "--out", path, reads, 2)) return 2;
+        }
+    }
     const long walkers = ma.walkers, iters = ma.iters, thin = ma.thin;
     const int start_kind = (int)ma.start;
     if (start_kind == 2 && L < walkers) return cli_usage_error(cmd, "--start anpe needs --nsamples >= --walkers");

@@ -111,32 +111,6 @@ static int file_exists(const char *p)
     return stat(p, &sb) == 0;
 }
 
-/* 0 when PATH can be written as an output file: not a directory, its folder
- * exists and is writable, and it is none of the nfiles input catalogs (same
- * device and inode).  Otherwise prints why and returns 2 — before any work. */
-static int check_output_path(const char *opt, const char *path, const char **files, size_t nfiles)
-{
-    size_t len = strlen(path);
-    struct stat so, si;
-    if (len == 0 || path[len - 1] == '/' || (stat(path, &so) == 0 && S_ISDIR(so.st_mode)))
-        return cli_usage_error(CMD, "%s '%s' is a folder; give a file name", opt, path);
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
-    if (stat(dir, &si) != 0 || !S_ISDIR(si.st_mode))
-        return cli_usage_error(CMD, "%s '%s': folder '%s' does not exist", opt, path, dir);
-    if (access(dir, W_OK) != 0) return cli_usage_error(CMD, "%s '%s': folder '%s' is not writable", opt, path, dir);
-    if (stat(path, &so) == 0)
-        for (size_t k = 0; k < nfiles; k++)
-            if (stat(files[k], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-                return cli_usage_error(CMD, "%s '%s' is the input catalog '%s'; refusing to overwrite it", opt, path,
-                                       files[k]);
-    return 0;
-}
-
 static int add_support(const char *model, const char *sim, double q)
 {
     sf_infer_support s;
@@ -404,11 +378,26 @@ int cmd_infer(int argc, char **argv)
     }
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
-    if (check_output_path("--out", out, files, nfiles) || (fits && check_output_path("--fits", fits, files, nfiles)) ||
-        check_output_path("--out", tmp, files, nfiles)) {
+    /* what this run reads (catalogs, model, noise table) or also writes */
+    const char **rw = malloc((nfiles + 4) * sizeof *rw);
+    int bad = 0;
+    if (rw) {
+        memcpy(rw, files, nfiles * sizeof *rw);
+        rw[nfiles] = model;
+        rw[nfiles + 1] = noise;
+        rw[nfiles + 2] = fits;
+        rw[nfiles + 3] = out;
+        bad = cli_check_output_path(CMD, "--out", out, rw, nfiles + 3) ||
+              cli_check_output_path(CMD, "--out", tmp, rw, nfiles + 3) ||
+              (fits && cli_check_output_path(CMD, "--fits", fits, rw, nfiles + 2)) ||
+              (fits && cli_check_output_path(CMD, "--fits", fits, rw + nfiles + 3, 1));
+    }
+    const int oom = !rw;
+    free(rw);
+    if (bad || oom) {
         globfree(&gl);
         free(files);
-        return 2;
+        return oom ? cli_fail(CMD, SF_ERROR(SF_ENOMEM, "out of memory")) : 2;
     }
     if (!resume && file_exists(tmp)) {
         globfree(&gl);

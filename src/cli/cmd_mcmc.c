@@ -114,6 +114,8 @@ int cmd_mcmc(int argc, char **argv)
     if (cli_mcmc_finish(&ma, cmd, 1, &so)) return 2;
     if (threads < 0 || conc < 1) return cli_usage_error(cmd, "--threads must be >= 0 and --concurrent >= 1");
     if (ma.start == CLI_MCMC_START_ANPE && !model) return cli_usage_error(cmd, "--start anpe needs --model");
+    const char *reads[2] = {catalog, model};
+    if (out && cli_check_output_path(cmd, "--out", out, reads, 2)) return 2; /* before the (long) sampling */
     int start_kind = model ? 2 : (int)ma.start;
     so.mcmc.seed = (uint64_t)seed;
     const long walkers = ma.walkers, iters = ma.iters, burn = ma.burn, thin = ma.thin;

@@ -260,6 +260,7 @@ int cmd_train(int argc, char **argv)
         if (precise_n < 2) return cli_usage_error(cmd, "--recalibrate-bn needs --precise-bn N (N >= 2)");
         if (resume) return cli_usage_error(cmd, "--recalibrate-bn and --resume exclude each other");
         if (precise_each) return cli_usage_error(cmd, "--recalibrate-bn does not train: no --precise-bn-each-epoch");
+        if (cli_check_output_path(cmd, "--out", out, &data, 1)) return 2;
         return recalibrate(recal, data, out, precise_n, seed_given ? seed : -1, val_frac, (int)threads, quiet);
     }
     if (precise_n == 1) return cli_usage_error(cmd, "--precise-bn N needs N >= 2");
@@ -277,6 +278,11 @@ int cmd_train(int argc, char **argv)
         return cli_usage_error(cmd, "--bins must be in 1..64 and --tail-bound > 0");
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", out);
+    {
+        const char *reads[2] = {data, out};
+        if (cli_check_output_path(cmd, "--out", out, reads, 1) || cli_check_output_path(cmd, "--out", ckpt, reads, 2))
+            return 2;
+    }
     double t_start = cli_now();
     sf_flow_data *d = NULL;
     sf_flow *f = NULL;

@@ -1,9 +1,11 @@
 /* Shared CLI helpers: see cli/cli.h. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -266,4 +268,54 @@ void cli_mcmc_help(const cli_mcmc *a)
     printf("  %-21s prior draws for --%sstart best (default 100 x walkers)\n", OPT("n-start", "N"), p);
     printf("  %-21s sedflow (default: the uniform box) or dirichlet\n", OPT("prior", "P"));
 #undef OPT
+}
+
+/* The folder part of path into dir ("." when none). */
+static void path_dir(const char *path, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, len, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+}
+
+/* path with its folder resolved (realpath) and its own name kept; "" when
+ * the folder cannot be resolved. */
+static void path_resolved(const char *path, char *out, size_t len)
+{
+    char dir[PATH_MAX], rdir[PATH_MAX];
+    path_dir(path, dir, sizeof dir);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (!realpath(dir, rdir)) *out = '\0';
+    else snprintf(out, len, "%s/%s", rdir, base);
+}
+
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char ra[2 * PATH_MAX], rb[2 * PATH_MAX];
+    path_resolved(a, ra, sizeof ra);
+    path_resolved(b, rb, sizeof rb);
+    return *ra && !strcmp(ra, rb);
+}
+
+int cli_check_output_path(const char *cmd, const char *opt, const char *path, const char *const *inputs, size_t n)
+{
+    size_t len = strlen(path);
+    struct stat so, si;
+    if (len == 0 || path[len - 1] == '/' || (stat(path, &so) == 0 && S_ISDIR(so.st_mode)))
+        return cli_usage_error(cmd, "%s '%s' is a folder; give a file name", opt, path);
+    char dir[PATH_MAX];
+    path_dir(path, dir, sizeof dir);
+    if (stat(dir, &si) != 0 || !S_ISDIR(si.st_mode))
+        return cli_usage_error(cmd, "%s '%s': folder '%s' does not exist", opt, path, dir);
+    if (access(dir, W_OK) != 0) return cli_usage_error(cmd, "%s '%s': folder '%s' is not writable", opt, path, dir);
+    for (size_t k = 0; k < n; k++)
+        if (inputs[k] && same_file(path, inputs[k]))
+            return cli_usage_error(cmd, "%s '%s' is the same file as '%s', which this command reads or writes; "
+                                        "refusing to overwrite it", opt, path, inputs[k]);
+    return 0;
 }
