@@ -37,6 +37,8 @@ static void test_conversions(void)
     CHECK(isnan(sf_catalog_nmgy_to_mag(-1.0)), "negative flux has no magnitude");
     /* sigma_m = 2.5/ln10 * sigma_f / f: f = 10, ivar = 100 -> sigma_f = 0.1 */
     CHECK_REL(sf_catalog_sigma_mag(10.0, 100.0), 2.5 / log(10.0) * 0.01, 1e-12, "sigma_mag from ivar");
+    CHECK(isnan(sf_catalog_sigma_mag(10.0, INFINITY)) && isnan(sf_catalog_sigma_mag(INFINITY, 1.0)),
+          "sigma_mag of an infinite ivar or flux is NaN (not 0: such a galaxy is not sampled)");
     CHECK_REL(sf_catalog_sigma_nmgy(10.0, 2.5 / log(10.0) * 0.01), 0.1, 1e-12, "sigma_nmgy from sigma_mag");
 }
 
@@ -260,7 +262,7 @@ static void test_csv(void)
         CHECK((c->flags[2] & SF_CAT_MISSING) && c->band_flags[2 * 5 + 4] == SF_CAT_MISSING &&
                   has_reason(c, 2, "id missing"),
               "sigma_z NA -> missing [z]; bad id flagged");
-        CHECK(c->id[2] == 2, "bad id replaced by the row number");
+        CHECK(c->id[2] == -3, "bad id replaced by -(row number + 1)");
         CHECK(c->flags[3] == SF_CAT_MISSING && c->band_flags[3 * 5] == SF_CAT_MISSING && isnan(c->flux_nmgy[3 * 5]) &&
                   has_reason(c, 3, "missing value [u]"),
               "u = 99 mag (not measured) -> missing [u]");
@@ -371,8 +373,9 @@ static void test_hdf5(void)
         if (c && c->n == 5) {
             CHECK(c->id[0] == 3 && c->flags[0] == 0, "float id 3.0 -> 3");
             int bad = 1;
-            for (int k = 1; k < 5; k++) bad = bad && (c->flags[k] & SF_CAT_ID_BAD) && has_reason(c, k, "id");
-            CHECK(bad, "float ids 1.2, 1.7, 1e30, NaN flagged as not integers");
+            for (int k = 1; k < 5; k++)
+                bad = bad && (c->flags[k] & SF_CAT_ID_BAD) && has_reason(c, k, "id") && c->id[k] == -(k + 1);
+            CHECK(bad, "float ids 1.2, 1.7, 1e30, NaN flagged as not integers, ids -(row + 1): no clash with id 3");
         }
         remove(pf);
         pp[0] = p;

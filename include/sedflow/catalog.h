@@ -57,7 +57,9 @@ typedef enum {
 /* The catalog.  All arrays are malloc'd, row-major, n rows. */
 typedef struct {
     size_t n;               /* rows kept */
-    int64_t *id;            /* [n] NSAID, the id column, or the 0-based row number */
+    int64_t *id;            /* [n] NSAID, the id column, or the 0-based row number r when there is no id
+                             * column; a bad id field (SF_CAT_ID_BAD) gives -(r + 1), which cannot be
+                             * mistaken for a valid non-negative id (sf_catalog_bad_id) */
     double *z;              /* [n] redshift */
     double *flux_nmgy;      /* [n x 5] ugriz flux, nanomaggies (NaN where missing) */
     double *ivar_nmgy2;     /* [n x 5] inverse variance of flux, nmgy^-2 */
@@ -153,11 +155,18 @@ sf_status sf_catalog_format_parse(const char *name, sf_catalog_format *fmt);
 /* Unit conversions (pure; NaN in, NaN out).
  * nmgy -> AB mag: 22.5 - 2.5 log10(f) (NaN for f <= 0).
  * AB mag -> nmgy: 10^(-0.4 (m - 22.5)).
- * sigma_mag from flux and ivar: (2.5/ln10) / (f sqrt(ivar)) (NaN if f <= 0 or ivar <= 0).
+ * sigma_mag from flux and ivar: (2.5/ln10) / (f sqrt(ivar)) (NaN if f <= 0, ivar <= 0 or either is
+ * not finite: an infinite ivar is no zero-error measurement, and sigma = 0 would be sampled).
  * sigma_nmgy from mag error: f (ln10/2.5) sigma_mag. */
 double sf_catalog_nmgy_to_mag(double nmgy);
 double sf_catalog_mag_to_nmgy(double mag);
 double sf_catalog_sigma_mag(double nmgy, double ivar_nmgy2);
+
+/* The id of a row whose id field is bad (SF_CAT_ID_BAD), from its 0-based
+ * row number r: -(r + 1).  Negative, so it never equals a valid catalog id
+ * (NSAIDs and the tests' ids are non-negative) and never merges two galaxies
+ * in the duplicate check (which skips such rows anyway). */
+static inline int64_t sf_catalog_bad_id(int64_t row) { return -(row + 1); }
 double sf_catalog_sigma_nmgy(double nmgy, double sigma_mag);
 
 #ifdef __cplusplus

@@ -29,7 +29,7 @@ double sf_catalog_mag_to_nmgy(double mag)
 
 double sf_catalog_sigma_mag(double nmgy, double ivar_nmgy2)
 {
-    if (!(nmgy > 0) || !(ivar_nmgy2 > 0)) return NAN;
+    if (!(nmgy > 0) || !(ivar_nmgy2 > 0) || !isfinite(nmgy) || !isfinite(ivar_nmgy2)) return NAN;
     return 1.0 / (LN10_2P5 * nmgy * sqrt(ivar_nmgy2));
 }
 

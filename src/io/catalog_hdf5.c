@@ -98,7 +98,10 @@ static sf_status read_one(const char *path, size_t base, const void *ctx, sf_cat
         if (fid) {
             double v = fid[i];
             if (isfinite(v) && v == floor(v) && fabs(v) < 9.2e18) c->id[i] = (int64_t)v;
-            else c->flags[i] |= SF_CAT_ID_BAD; /* id stays the row number, as in the CSV reader */
+            else {
+                c->flags[i] |= SF_CAT_ID_BAD; /* as in the CSV reader */
+                c->id[i] = sf_catalog_bad_id(c->id[i]);
+            }
         }
         c->z[i] = z[i];
         for (int k = 0; k < NB; k++) {

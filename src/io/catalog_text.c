@@ -98,9 +98,10 @@ static void parse_row(sf_catalog *c, size_t i, char **f, int nf, const colmap *m
 {
     if (m->id >= 0) {
         int64_t id;
-        if (parse_id(field(f, nf, m->id), &id))
-            c->flags[i] |= SF_CAT_ID_BAD; /* id stays the row number */
-        else
+        if (parse_id(field(f, nf, m->id), &id)) {
+            c->flags[i] |= SF_CAT_ID_BAD;
+            c->id[i] = sf_catalog_bad_id(c->id[i]); /* the row number, made negative */
+        } else
             c->id[i] = id;
     }
     double z;
