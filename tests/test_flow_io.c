@@ -96,6 +96,35 @@ int main(void)
         CHECK(sf_flow_history(g, NULL) == 2, "history stored");
         sf_flow_free(g);
     }
+    /* a corrupted weight byte: the chunk's Fletcher-32 checksum fails, the load is an error */
+    {
+        char cpath[300];
+        snprintf(cpath, sizeof cpath, "%s/corrupt.h5", dir);
+        haddr_t addr = HADDR_UNDEF;
+        hsize_t csize = 0;
+        g = NULL;
+        CHECK(sf_flow_load(model, &g) == SF_OK && g && sf_flow_save(g, cpath) == SF_OK, "wrote a copy of the model");
+        sf_flow_free(g);
+        hid_t ch = H5Fopen(cpath, H5F_ACC_RDONLY, H5P_DEFAULT);
+        hid_t ds = ch >= 0 ? H5Dopen2(ch, "weights/params", H5P_DEFAULT) : -1;
+        if (ds >= 0) {
+            hid_t sp = H5Dget_space(ds);
+            H5Dget_chunk_info(ds, sp, 0, NULL, NULL, &addr, &csize);
+            H5Sclose(sp);
+        }
+        if (ds >= 0) H5Dclose(ds);
+        if (ch >= 0) H5Fclose(ch);
+        FILE *fp = addr != HADDR_UNDEF && csize > 0 ? fopen(cpath, "r+b") : NULL;
+        int c = EOF;
+        if (fp && fseek(fp, (long)(addr + csize / 2), SEEK_SET) == 0 && (c = fgetc(fp)) != EOF) {
+            fseek(fp, (long)(addr + csize / 2), SEEK_SET);
+            fputc(c ^ 0x10, fp);
+        }
+        if (fp) fclose(fp);
+        g = NULL;
+        CHECK(c != EOF && sf_flow_load(cpath, &g) != SF_OK && !g, "a flipped bit in the weights is refused on load: %s",
+              sf_last_error());
+    }
     /* wrong format version */
     hid_t fh = H5Fopen(model, H5F_ACC_RDWR, H5P_DEFAULT);
     CHECK(fh >= 0 && sf_h5_attr_set_long(fh, ".", "format_version", 0) == SF_OK, "rewrote format_version = 0");

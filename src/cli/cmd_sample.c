@@ -51,7 +51,8 @@ int cmd_sample(int argc, char **argv)
         }
     }
     if (!model || !xs) return cli_usage_error(cmd, "--model and --x are required");
-    if (n < 1 || maxprop < 0 || (maxprop && maxprop < n)) return cli_usage_error(cmd, "need --n >= 1 and --max-proposals >= n");
+    if (n < 1 || maxprop < 0 || (maxprop && maxprop < n) || threads < 0)
+        return cli_usage_error(cmd, "need --n >= 1, --max-proposals >= n and --threads >= 0");
     sf_flow *f = NULL;
     sf_status st = sf_flow_load(model, &f);
     if (st) return cli_fail(cmd, st);

@@ -60,7 +60,7 @@ sf_status sf_flow_write_h5(const sf_flow *f, hid_t file)
         if (!pp) return SF_ERROR(SF_ENOMEM, "out of memory");
         for (size_t i = 0; i < K * D; i++) pp[i] = f->perm[i];
         size_t dims[2] = {K, D};
-        st = sf_h5_write_int64(file, "arch/perm", 2, dims, pp, 0);
+        st = sf_h5_write_int64(file, "arch/perm", 2, dims, pp, K);
         free(pp);
         if (st) goto done;
     }
@@ -69,23 +69,24 @@ sf_status sf_flow_write_h5(const sf_flow *f, hid_t file)
     g = -1;
     {
         size_t n1 = f->n_params, n2 = f->n_bn;
-        TRY(sf_h5_write_float(file, "weights/params", 1, &n1, f->params, 0));
-        if (!f->nsf) TRY(sf_h5_write_float(file, "weights/bn_running", 1, &n2, f->bn_run, 0));
+        /* every array one checksummed chunk (sf_h5_write_*): corruption is an error on load */
+        TRY(sf_h5_write_float(file, "weights/params", 1, &n1, f->params, n1));
+        if (!f->nsf) TRY(sf_h5_write_float(file, "weights/bn_running", 1, &n2, f->bn_run, n2));
     }
     TRY(sf_h5_group(file, "zscore", &g));
     H5Gclose(g);
     g = -1;
-    TRY(sf_h5_write_double(file, "zscore/theta_mean", 1, &D, f->theta_mean, 0));
-    TRY(sf_h5_write_double(file, "zscore/theta_std", 1, &D, f->theta_std, 0));
+    TRY(sf_h5_write_double(file, "zscore/theta_mean", 1, &D, f->theta_mean, D));
+    TRY(sf_h5_write_double(file, "zscore/theta_std", 1, &D, f->theta_std, D));
     if (C > 0) {
-        TRY(sf_h5_write_double(file, "zscore/x_mean", 1, &C, f->x_mean, 0));
-        TRY(sf_h5_write_double(file, "zscore/x_std", 1, &C, f->x_std, 0));
+        TRY(sf_h5_write_double(file, "zscore/x_mean", 1, &C, f->x_mean, C));
+        TRY(sf_h5_write_double(file, "zscore/x_std", 1, &C, f->x_std, C));
     }
     TRY(sf_h5_group(file, "prior", &g));
     H5Gclose(g);
     g = -1;
-    TRY(sf_h5_write_double(file, "prior/lower", 1, &D, f->lower, 0));
-    TRY(sf_h5_write_double(file, "prior/upper", 1, &D, f->upper, 0));
+    TRY(sf_h5_write_double(file, "prior/lower", 1, &D, f->lower, D));
+    TRY(sf_h5_write_double(file, "prior/upper", 1, &D, f->upper, D));
     TRY(sf_h5_group(file, "names", &g));
     H5Gclose(g);
     g = -1;
@@ -201,8 +202,13 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
         sf_flow_config cfg = {SF_FLOW_MAF, (int)D, (int)C, (int)K, (int)H, (uint64_t)seed, map};
         TRY(sf_flow_alloc(&cfg, &f));
     }
-    TRY(sf_h5_read_float_into(file, "weights/params", f->n_params, f->params));
-    if (!is_nsf) TRY(sf_h5_read_float_into(file, "weights/bn_running", f->n_bn, f->bn_run));
+    if (sf_h5_read_float_into(file, "weights/params", f->n_params, f->params) ||
+        (!is_nsf && sf_h5_read_float_into(file, "weights/bn_running", f->n_bn, f->bn_run))) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", sf_last_error());
+        st = SF_ERROR(SF_EFORMAT, "'%s': cannot read the weights: the file is corrupted or truncated (%s)", path, why);
+        goto done;
+    }
     TRY(sf_h5_read_int64(file, "arch/perm", (size_t)(K * D), &pp, NULL));
     for (long long k = 0; k < K; k++) {
         int seen[1024] = {0};

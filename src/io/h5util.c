@@ -149,6 +149,7 @@ static sf_status write_typed(hid_t loc, const char *name, hid_t filetype, hid_t 
         H5Pset_chunk(dcpl, rank, c);
         H5Pset_shuffle(dcpl);
         H5Pset_deflate(dcpl, 4);
+        H5Pset_fletcher32(dcpl); /* a checksum per chunk: H5Dread fails on a corrupted chunk */
     }
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);

@@ -37,7 +37,8 @@ sf_status sf_h5_read_double_into(hid_t loc, const char *name, size_t n, double *
 sf_status sf_h5_read_float_into(hid_t loc, const char *name, size_t n, float *buf);
 
 /* Write a dataset of rank 1..4 (dims[rank]) from memory.  When `chunk_rows`
- * > 0 the dataset is chunked along dimension 0 and deflate-compressed. */
+ * > 0 the dataset is chunked along dimension 0, deflate-compressed and
+ * Fletcher-32 checksummed (reading a corrupted chunk then fails). */
 sf_status sf_h5_write_double(hid_t loc, const char *name, int rank, const size_t *dims,
                              const double *data, size_t chunk_rows);
 sf_status sf_h5_write_float(hid_t loc, const char *name, int rank, const size_t *dims,
