@@ -210,16 +210,16 @@ static void test_csv(void)
     CHECK(c->flags[0] == 0 && has_reason(c, 0, "ok"), "good row ok");
     CHECK(c->flux_nmgy[4] == 50 && c->ivar_nmgy2[3] == 4, "values in place");
     CHECK(c->flags[1] == SF_CAT_NONFINITE && c->band_flags[1 * 5 + 1] == SF_CAT_NONFINITE &&
-              has_reason(c, 1, "non-finite value [g]"),
-          "NaN flux_g -> non-finite [g]");
-    CHECK(c->flags[2] == SF_CAT_IVAR_NONPOS && has_reason(c, 2, "ivar <= 0 [r]"), "ivar_r 0 -> ivar <= 0 [r]");
-    CHECK(c->flags[3] == SF_CAT_FLUX_NONPOS && has_reason(c, 3, "flux <= 0 [i]"), "flux_i -1 -> flux <= 0 [i]");
-    CHECK(c->flags[4] == SF_CAT_MISSING && has_reason(c, 4, "missing value [z]"), "empty flux_z -> missing [z]");
-    CHECK(c->flags[5] == SF_CAT_MISSING && c->band_flags[5 * 5 + 4] == SF_CAT_MISSING, "short row -> missing [z]");
+              has_reason(c, 1, "non-finite value in band g"),
+          "NaN flux_g -> non-finite in band g");
+    CHECK(c->flags[2] == SF_CAT_IVAR_NONPOS && has_reason(c, 2, "ivar <= 0 in band r"), "ivar_r 0 -> ivar <= 0 in band r");
+    CHECK(c->flags[3] == SF_CAT_FLUX_NONPOS && has_reason(c, 3, "flux <= 0 in band i"), "flux_i -1 -> flux <= 0 in band i");
+    CHECK(c->flags[4] == SF_CAT_MISSING && has_reason(c, 4, "missing value in band z"), "empty flux_z -> missing in band z");
+    CHECK(c->flags[5] == SF_CAT_MISSING && c->band_flags[5 * 5 + 4] == SF_CAT_MISSING, "short row -> missing in band z");
     CHECK(c->flags[6] == SF_CAT_Z_BAD && has_reason(c, 6, "redshift"), "z 'abc' -> redshift flag");
-    CHECK(c->flags[7] == SF_CAT_UNPARSED && has_reason(c, 7, "not a number [u]"), "flux_u 'foo' -> not a number [u]");
-    CHECK(c->flags[8] == (SF_CAT_FLUX_NONPOS | SF_CAT_IVAR_NONPOS) && has_reason(c, 8, "flux <= 0 [u]") &&
-              has_reason(c, 8, "ivar <= 0 [u]"),
+    CHECK(c->flags[7] == SF_CAT_UNPARSED && has_reason(c, 7, "not a number in band u"), "flux_u 'foo' -> not a number in band u");
+    CHECK(c->flags[8] == (SF_CAT_FLUX_NONPOS | SF_CAT_IVAR_NONPOS) && has_reason(c, 8, "flux <= 0 in band u") &&
+              has_reason(c, 8, "ivar <= 0 in band u"),
           "flux 0 and ivar -3 in u");
     CHECK(sf_catalog_count_valid(c) == 1, "one valid CSV row");
     /* Flags survive a re-validation; a hand edit is picked up. */
@@ -258,14 +258,14 @@ static void test_csv(void)
         CHECK_REL(c->flux_nmgy[2], 10.0 * pow(10.0, 0.4 * 2.0), 1e-12, "r = 18 mag -> 63.1 nmgy");
         CHECK_REL(sf_catalog_sigma_mag(c->flux_nmgy[0], c->ivar_nmgy2[0]), 0.1, 1e-12, "sigma_u round trip");
         CHECK(c->flags[1] == SF_CAT_IVAR_NONPOS && c->band_flags[5] == SF_CAT_IVAR_NONPOS,
-              "sigma 0 -> ivar <= 0 [u]");
+              "sigma 0 -> ivar <= 0 in band u");
         CHECK((c->flags[2] & SF_CAT_MISSING) && c->band_flags[2 * 5 + 4] == SF_CAT_MISSING &&
                   has_reason(c, 2, "id missing"),
               "sigma_z NA -> missing [z]; bad id flagged");
         CHECK(c->id[2] == -3, "bad id replaced by -(row number + 1)");
         CHECK(c->flags[3] == SF_CAT_MISSING && c->band_flags[3 * 5] == SF_CAT_MISSING && isnan(c->flux_nmgy[3 * 5]) &&
-                  has_reason(c, 3, "missing value [u]"),
-              "u = 99 mag (not measured) -> missing [u]");
+                  has_reason(c, 3, "missing value in band u"),
+              "u = 99 mag (not measured) -> missing in band u");
     }
     sf_catalog_free(c);
     c = NULL;
@@ -339,11 +339,11 @@ static void test_hdf5(void)
         CHECK(c->id[0] == 5 && c->id[3] == 8, "HDF5 ids");
         CHECK(c->flags[0] == 0, "row 0 ok");
         CHECK_REL(c->flux_nmgy[0], 10.0, 1e-12, "u = 20 mag -> 10 nmgy");
-        CHECK(c->flags[1] == SF_CAT_NONFINITE && has_reason(c, 1, "non-finite value [g]"), "NaN flux_g flagged");
-        CHECK(c->flags[2] == (SF_CAT_IVAR_NONPOS | SF_CAT_Z_BAD) && has_reason(c, 2, "ivar <= 0 [r]") &&
+        CHECK(c->flags[1] == SF_CAT_NONFINITE && has_reason(c, 1, "non-finite value in band g"), "NaN flux_g flagged");
+        CHECK(c->flags[2] == (SF_CAT_IVAR_NONPOS | SF_CAT_Z_BAD) && has_reason(c, 2, "ivar <= 0 in band r") &&
                   has_reason(c, 2, "redshift"),
               "ivar_r 0 and z NaN flagged");
-        CHECK(c->flags[3] == SF_CAT_FLUX_NONPOS && has_reason(c, 3, "flux <= 0 [i]"), "negative flux_i flagged");
+        CHECK(c->flags[3] == SF_CAT_FLUX_NONPOS && has_reason(c, 3, "flux <= 0 in band i"), "negative flux_i flagged");
     }
     sf_catalog_free(c);
     c = NULL;

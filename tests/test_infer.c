@@ -246,12 +246,12 @@ static int make_rows(const sf_model *m, const sf_noise *nm, const sf_infer_suppo
         r->id = 2000 + j;
         r->sampled = 0;
         switch (j) {
-        case 0: r->flux[2] = NAN; r->expect = SF_CAT_NONFINITE | SF_INFER_NOT_SAMPLED; r->reason = "non-finite value [r]"; break;
-        case 1: r->ivar[1] = 0; r->expect = SF_CAT_IVAR_NONPOS | SF_INFER_NOT_SAMPLED; r->reason = "ivar <= 0 [g]"; break;
-        case 2: r->flux[3] = -5; r->expect = SF_CAT_FLUX_NONPOS | SF_INFER_NOT_SAMPLED; r->reason = "flux <= 0 [i]"; break;
+        case 0: r->flux[2] = NAN; r->expect = SF_CAT_NONFINITE | SF_INFER_NOT_SAMPLED; r->reason = "non-finite value in band r"; break;
+        case 1: r->ivar[1] = 0; r->expect = SF_CAT_IVAR_NONPOS | SF_INFER_NOT_SAMPLED; r->reason = "ivar <= 0 in band g"; break;
+        case 2: r->flux[3] = -5; r->expect = SF_CAT_FLUX_NONPOS | SF_INFER_NOT_SAMPLED; r->reason = "flux <= 0 in band i"; break;
         case 3: r->z = 0.5; r->expect = SF_INFER_Z_RANGE; r->sampled = 1; r->reason = "z = 0.5 outside the trained range"; break;
         case 4: r->z = -0.01; r->expect = SF_INFER_Z_RANGE | SF_INFER_NOT_SAMPLED; r->reason = "z = -0.01 outside the trained range"; break;
-        case 5: r->missing_band = 4; r->expect = SF_CAT_MISSING | SF_INFER_NOT_SAMPLED; r->reason = "missing value [z]"; break;
+        case 5: r->missing_band = 4; r->expect = SF_CAT_MISSING | SF_INFER_NOT_SAMPLED; r->reason = "missing value in band z"; break;
         case 6: {
             /* u - g one magnitude bluer than the training limit, sigma_u at the noise median */
             double mg = 22.5 - 2.5 * log10(r->flux[1]), mu_new = mg + sup->colour_min[0] - 1.0, mu, sd;
@@ -264,7 +264,7 @@ static int make_rows(const sf_model *m, const sf_noise *nm, const sf_infer_suppo
             break;
         }
         case 7: r->ivar[2] = 1.0 / pow(r->flux[2] * 5.0 / k, 2); /* sigma_r = 5 mag */
-            r->expect = SF_INFER_SIGMA_HIGH; r->sampled = 1; r->reason = "sigma unusually high for its magnitude [r: 5 >"; break;
+            r->expect = SF_INFER_SIGMA_HIGH; r->sampled = 1; r->reason = "sigma unusually high for its magnitude [sigma_r 5 >"; break;
         }
     }
     return 0;

@@ -239,7 +239,7 @@ static void check_row(const sf_infer *p, const sf_catalog *cat, size_t i, double
             sf_noise_eval(p->noise, b, m, &mu, &sd);
             double lim = mu + p->opt.sigma_nsd * sd;
             if (sg > lim && pos < sizeof t) {
-                pos += (size_t)snprintf(t + pos, sizeof t - pos, "%s%c: %.3g > %.3g mag", n ? ", " : "",
+                pos += (size_t)snprintf(t + pos, sizeof t - pos, "%ssigma_%c %.3g > %.3g mag", n ? ", " : "",
                                         sf_catalog_band_names[b], sg, lim);
                 n++;
             }

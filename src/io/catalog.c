@@ -287,8 +287,11 @@ char *sf_catalog_row_reason(const sf_catalog *c, size_t i, char *buf, size_t len
             put(buf, len, &pos, tmp);
             continue;
         }
+        /* "flux <= 0 in band z", "... in bands u,g": never a bare "z", which reads as redshift */
+        int nband = 0;
+        for (int b = 0; b < NB; b++) nband += (c->band_flags[i * NB + b] & m) != 0;
         put(buf, len, &pos, sf_catalog_flag_name(m));
-        put(buf, len, &pos, " [");
+        put(buf, len, &pos, nband > 1 ? " in bands " : " in band ");
         int any = 0;
         for (int b = 0; b < NB; b++)
             if (c->band_flags[i * NB + b] & m) {
@@ -296,7 +299,6 @@ char *sf_catalog_row_reason(const sf_catalog *c, size_t i, char *buf, size_t len
                 put(buf, len, &pos, any ? t : t + 1);
                 any = 1;
             }
-        put(buf, len, &pos, "]");
     }
     return buf;
 }
