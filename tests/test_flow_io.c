@@ -1,7 +1,8 @@
 /* Model files and checkpoints: save/load round trip gives bit-identical
  * log q and samples; another format_version is refused with SF_EFORMAT;
  * training 2 epochs straight equals 1 epoch + checkpoint + resume + 1 epoch
- * bit for bit; training-file loading. */
+ * bit for bit; the learning-rate plateau rule and its checkpoint;
+ * training-file loading. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,59 @@ int main(void)
     const double *h1, *h2;
     CHECK(sf_flow_history(f1, &h1) == 2 && sf_flow_history(f2, &h2) == 2 && h1[2 * 5 - 3] == h2[2 * 5 - 3],
           "history continues across the resume");
+    /* learning rate on a plateau: every epoch follows the rule, the rate
+     * survives a checkpoint, and Adam's steps use the current rate */
+    {
+        sf_flow_train_config tp = tc;
+        /* steps too small to move a weight, and exact BN statistics from fixed
+         * rows: after epoch 1 the validation log q repeats exactly, never an
+         * improvement, so the rule fires every epoch down to lr_min */
+        tp.lr = 1e-30, tp.precise_bn_rows = 200;
+        tp.lr_decay = 0.5, tp.lr_patience = 1, tp.lr_min = 1e-31;
+        sf_flow *f3 = NULL, *f4 = NULL;
+        sf_flow_trainer *t3 = NULL, *t4 = NULL;
+        sf_flow_alloc(&cfg, &f3);
+        sf_flow_alloc(&cfg, &f4);
+        CHECK(sf_flow_trainer_alloc(f3, d, &tp, &t3) == SF_OK, "plateau trainer");
+        double lr = 1e-30;
+        int since = 0, decays = 0, rule_ok = 1;
+        for (int e = 0; e < 6 && t3; e++) {
+            int more = 1, stop;
+            sf_flow_epoch_stats es;
+            while (more) sf_flow_trainer_step(t3, &more);
+            sf_flow_trainer_epoch_end(t3, &es, &stop);
+            rule_ok &= es.lr == lr;
+            since = es.improved ? 0 : since + 1;
+            int decay = since >= 1 && lr > 1e-31;
+            if (decay) lr = fmax(0.5 * lr, 1e-31), since = 0, decays++;
+            rule_ok &= es.improved == (e == 0) && es.lr_decayed == decay && sf_flow_trainer_lr(t3) == lr;
+        }
+        CHECK(rule_ok && decays == 4 && lr == 1e-31, "plateau rule: %d decays to lr %g, one after each epoch without "
+              "improvement, stopping at lr_min", decays, lr);
+        char ck3[300];
+        snprintf(ck3, sizeof ck3, "%s/ckpt3.h5", dir);
+        CHECK(t3 && sf_flow_trainer_checkpoint(t3, ck3) == SF_OK, "plateau checkpoint");
+        int resumed = sf_flow_trainer_alloc(f4, d, &tc, &t4) == SF_OK && sf_flow_trainer_resume(t4, ck3) == SF_OK;
+        CHECK(resumed && sf_flow_trainer_lr(t4) == lr, "resume restores the decayed rate (%g), not the configured %g",
+              t4 ? sf_flow_trainer_lr(t4) : 0, tc.lr);
+        CHECK(t4 && sf_flow_trainer_set_lr(t4, 0) == SF_EINVAL, "rate 0 refused");
+        const size_t n3 = sf_flow_n_params(f4);
+        float *p0 = malloc(n3 * sizeof(float));
+        double dmax[2] = {0, 0};
+        for (int k = 0; k < 2 && t4 && p0; k++) {
+            sf_flow_trainer_set_lr(t4, k ? 1e-3 : 1e-30);
+            memcpy(p0, sf_flow_params(f4), n3 * sizeof(float));
+            int more;
+            sf_flow_trainer_step(t4, &more);
+            for (size_t i = 0; i < n3; i++) dmax[k] = fmax(dmax[k], fabs(sf_flow_params(f4)[i] - p0[i]));
+        }
+        CHECK(dmax[0] < 1e-20 && dmax[1] > 1e-5, "a step moves weights by the set rate (max change %.3g at 1e-30, "
+              "%.3g at 1e-3)", dmax[0], dmax[1]);
+        free(p0);
+        sf_flow_trainer_free(t3), sf_flow_trainer_free(t4);
+        sf_flow_free(f3), sf_flow_free(f4);
+        remove(ck3);
+    }
     sf_flow_trainer_finish(t1);
 
     /* round trip */

@@ -260,7 +260,13 @@ void sf_flow_data_rows(const sf_flow_data *d, const size_t *idx, size_t n, doubl
 
 typedef struct {
     size_t batch;      /* minibatch rows (paper: 50) */
-    double lr;         /* Adam learning rate (5e-4) */
+    double lr;         /* Adam learning rate at the start (5e-4) */
+    double lr_decay;   /* learning rate on a plateau (0 = off: constant lr, as SEDflow/sbi): after
+                        * lr_patience epochs in a row without a validation improvement, lr *=
+                        * lr_decay (0 < lr_decay < 1), never below lr_min, and the count restarts.
+                        * Independent of the early-stopping count (patience) */
+    int lr_patience;   /* (5) */
+    double lr_min;     /* (1e-5) */
     double val_frac;   /* validation fraction (0.1) */
     int patience;      /* epochs without validation improvement before stopping (20) */
     double clip_norm;  /* global gradient-norm clip (5) */
@@ -274,8 +280,8 @@ typedef struct {
                              * epoch's moving averages start from them.  NSF: ignored */
 } sf_flow_train_config;
 
-/* Defaults above (batch 50, lr 5e-4, 0.1, 20, 5, seed 1, nthreads 0,
- * precise_bn_rows 0). */
+/* Defaults above (batch 50, lr 5e-4, lr_decay 0 (off), lr_patience 5,
+ * lr_min 1e-5, 0.1, 20, 5, seed 1, nthreads 0, precise_bn_rows 0). */
 void sf_flow_train_config_default(sf_flow_train_config *c);
 
 typedef struct {
@@ -286,6 +292,8 @@ typedef struct {
     double samples_per_s;  /* training rows / second */
     int improved;          /* validation improved: best weights updated */
     int partial;           /* epoch ended early (deadline) */
+    double lr;             /* learning rate of the epoch's steps */
+    int lr_decayed;        /* the plateau rule lowered the rate after this epoch (sf_flow_trainer_lr) */
 } sf_flow_epoch_stats;
 
 typedef struct sf_flow_trainer sf_flow_trainer;
@@ -318,9 +326,16 @@ sf_status sf_flow_trainer_step(sf_flow_trainer *t, int *more);
 sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *st, int *stop);
 /* Epochs completed so far. */
 long sf_flow_trainer_epochs(const sf_flow_trainer *t);
+/* The learning rate of the next steps: cfg->lr, lowered by the plateau rule
+ * (cfg->lr_decay), restored by sf_flow_trainer_resume, or set. */
+double sf_flow_trainer_lr(const sf_flow_trainer *t);
+/* Set the learning rate of the next steps (e.g. a new rate on --resume);
+ * the plateau rule continues from it.  Errors: SF_EINVAL unless lr > 0. */
+sf_status sf_flow_trainer_set_lr(sf_flow_trainer *t, double lr);
 /* Write a checkpoint (model + optimiser state) that sf_flow_trainer_resume reads. */
 sf_status sf_flow_trainer_checkpoint(const sf_flow_trainer *t, const char *path);
-/* Restore weights, running stats, Adam state, history and counters from a
+/* Restore weights, running stats, Adam state, history, counters and the
+ * learning rate (checkpoints from before the plateau rule: cfg->lr) from a
  * checkpoint written for the same data size and configuration. */
 sf_status sf_flow_trainer_resume(sf_flow_trainer *t, const char *path);
 /* Record why training stopped ("max_epochs", "max_minutes", ...; stored in

@@ -41,7 +41,15 @@ static void help(void)
            "  --batch B          minibatch rows (maf default 50, as the paper; nsf default 512:\n"
            "                     at batch 50 its validation log q jumps by ~0.5 nats between\n"
            "                     steps, docs/FLOW.md)\n"
-           "  --lr RATE          Adam learning rate (default 5e-4)\n"
+           "  --lr RATE          Adam learning rate (default 5e-4; with --resume: the checkpoint's\n"
+           "                     rate unless given)\n"
+           "  --lr-decay F       lower the rate on a plateau: after --lr-patience epochs in a row\n"
+           "                     without a validation improvement, rate *= F (0 < F < 1), not below\n"
+           "                     --lr-min (default 0: off, a constant rate as SEDflow).  Each\n"
+           "                     decay gains validation log q that a constant rate does not\n"
+           "                     (models/TRAINING.md); e.g. --lr-decay 0.4 --lr-patience 5\n"
+           "  --lr-patience E    epochs without improvement before a decay (default 5)\n"
+           "  --lr-min RATE      lowest rate of the decays (default 1e-5)\n"
            "  --patience E       stop after E epochs without validation improvement (default 20)\n"
            "  --val-frac F       validation fraction (default 0.1)\n"
            "  --seed S           seed of weights, permutations, split and shuffles (default 1)\n"
@@ -208,8 +216,9 @@ int cmd_train(int argc, char **argv)
 {
     const char *cmd = "train", *data = NULL, *out = NULL, *flow = "maf", *map = "logit";
     long K = -1, H = -1, batch = -1, seed = 1, threads = 0, max_epochs = 0, patience = 20, bins = 8;
-    double lr = 5e-4, max_minutes = 0, val_frac = 0.1, tail = 3.0;
-    int resume = 0, quiet = 0, seed_given = 0;
+    double lr = 5e-4, max_minutes = 0, val_frac = 0.1, tail = 3.0, lr_decay = 0, lr_min = 1e-5;
+    long lr_patience = 5;
+    int resume = 0, quiet = 0, seed_given = 0, lr_given = 0;
     long precise_n = 0, precise_each = 0;
     const char *recal = NULL;
     static const struct option opts[] = {
@@ -223,7 +232,8 @@ int cmd_train(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'}, {"bins", required_argument, 0, 'n'},
         {"tail-bound", required_argument, 0, 'B'}, {"precise-bn", required_argument, 0, 'P'},
         {"recalibrate-bn", required_argument, 0, 'R'}, {"precise-bn-each-epoch", required_argument, 0, 'E'},
-        {"theta-map", required_argument, 0, 'M'},
+        {"theta-map", required_argument, 0, 'M'}, {"lr-decay", required_argument, 0, 'D'},
+        {"lr-patience", required_argument, 0, 'L'}, {"lr-min", required_argument, 0, 'N'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -235,7 +245,10 @@ int cmd_train(int argc, char **argv)
         case 'K': if (cli_parse_long(cmd, "--blocks", optarg, &K)) return 2; break;
         case 'H': if (cli_parse_long(cmd, "--hidden", optarg, &H)) return 2; break;
         case 'b': if (cli_parse_long(cmd, "--batch", optarg, &batch)) return 2; break;
-        case 'l': if (cli_parse_double(cmd, "--lr", optarg, &lr)) return 2; break;
+        case 'l': if (cli_parse_double(cmd, "--lr", optarg, &lr)) return 2; lr_given = 1; break;
+        case 'D': if (cli_parse_double(cmd, "--lr-decay", optarg, &lr_decay)) return 2; break;
+        case 'L': if (cli_parse_long(cmd, "--lr-patience", optarg, &lr_patience)) return 2; break;
+        case 'N': if (cli_parse_double(cmd, "--lr-min", optarg, &lr_min)) return 2; break;
         case 'p': if (cli_parse_long(cmd, "--patience", optarg, &patience)) return 2; break;
         case 'v': if (cli_parse_double(cmd, "--val-frac", optarg, &val_frac)) return 2; break;
         case 's': if (cli_parse_long(cmd, "--seed", optarg, &seed)) return 2; seed_given = 1; break;
@@ -274,6 +287,8 @@ int cmd_train(int argc, char **argv)
     if (batch == -1) batch = nsf ? 512 : 50;
     if (K < 1 || H < 1 || batch < 2 || patience < 1 || max_epochs < 0 || max_minutes < 0 || threads < 0)
         return cli_usage_error(cmd, "--blocks, --hidden >= 1, --batch >= 2, --patience >= 1, limits >= 0");
+    if (!(lr > 0) || !(lr_decay >= 0 && lr_decay < 1) || lr_patience < 1 || !(lr_min >= 0))
+        return cli_usage_error(cmd, "--lr > 0, 0 <= --lr-decay < 1, --lr-patience >= 1, --lr-min >= 0");
     if (bins < 1 || bins > 64 || !(tail > 0))
         return cli_usage_error(cmd, "--bins must be in 1..64 and --tail-bound > 0");
     char ckpt[4096];
@@ -296,6 +311,7 @@ int cmd_train(int argc, char **argv)
     sf_flow_train_config_default(&tc);
     tc.batch = (size_t)batch, tc.lr = lr, tc.patience = (int)patience, tc.val_frac = val_frac;
     tc.seed = (uint64_t)seed, tc.nthreads = (int)threads, tc.precise_bn_rows = (size_t)precise_each;
+    tc.lr_decay = lr_decay, tc.lr_patience = (int)lr_patience, tc.lr_min = lr_min;
     if ((st = nsf ? sf_flow_alloc_nsf(&cfg, &nc, &f) : sf_flow_alloc(&cfg, &f)) ||
         (st = sf_flow_trainer_alloc(f, d, &tc, &t)))
         goto fail;
@@ -318,7 +334,10 @@ int cmd_train(int argc, char **argv)
             goto fail_quiet;
         }
         if ((st = sf_flow_trainer_resume(t, ckpt))) goto fail;
-        if (!quiet) fprintf(stderr, "sedflow train: resumed after epoch %ld\n", sf_flow_trainer_epochs(t));
+        if (lr_given && (st = sf_flow_trainer_set_lr(t, lr))) goto fail;
+        if (!quiet)
+            fprintf(stderr, "sedflow train: resumed after epoch %ld, learning rate %g\n", sf_flow_trainer_epochs(t),
+                    sf_flow_trainer_lr(t));
     }
     const char *reason = "patience";
     for (;;) {
@@ -334,9 +353,12 @@ int cmd_train(int argc, char **argv)
         sf_flow_epoch_stats es;
         if ((st = sf_flow_trainer_epoch_end(t, &es, &stop))) goto fail;
         if (!quiet)
-            fprintf(stderr, "epoch %4ld  train log q %9.4f  val log q %9.4f  %7.1f s  %7.0f samples/s%s%s\n", es.epoch,
-                    es.train_logq, es.val_logq, es.seconds, es.samples_per_s, es.improved ? "  *" : "",
-                    es.partial ? "  (partial)" : "");
+            fprintf(stderr, "epoch %4ld  lr %7.1e  train log q %9.4f  val log q %9.4f  %7.1f s  %7.0f samples/s%s%s\n",
+                    es.epoch, es.lr, es.train_logq, es.val_logq, es.seconds, es.samples_per_s,
+                    es.improved ? "  *" : "", es.partial ? "  (partial)" : "");
+        if (!quiet && es.lr_decayed)
+            fprintf(stderr, "sedflow train: --lr-patience %ld epochs without improvement: learning rate now %g\n", lr_patience,
+                    sf_flow_trainer_lr(t));
         if ((st = sf_flow_trainer_checkpoint(t, ckpt))) goto fail;
         if (stop) break;
         if (late) {

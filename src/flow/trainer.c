@@ -2,7 +2,8 @@
  * Flow training as step functions (the CLI drives them): 90/10 split,
  * shuffled minibatches, Adam (PyTorch semantics), global gradient-norm
  * clipping, early stopping on the validation log q with the best weights
- * kept, checkpoints with the optimiser state.  As sbi's `train()` loop
+ * kept, optionally a lower learning rate on a validation plateau,
+ * checkpoints with the optimiser state.  As sbi's `train()` loop
  * (Hahn & Melchior 2022 sect. 3.3).  Optionally (precise_bn_rows) the
  * MAF's BN statistics are recomputed exactly over fixed training rows at
  * every epoch end, before validation (docs/FLOW.md "Precise BN").
@@ -39,6 +40,8 @@ struct sf_flow_trainer {
     double best_val;
     long best_epoch;
     int since;
+    double lr;       /* learning rate of the next steps */
+    int since_decay; /* epochs without improvement since the last decay (plateau rule) */
     sf_flow_train_ws *ws;
     double *bth, *bx;         /* batch buffers */
     double *vth, *vx, *vlq;   /* validation set */
@@ -60,6 +63,9 @@ void sf_flow_train_config_default(sf_flow_train_config *c)
 {
     c->batch = 50;
     c->lr = 5e-4;
+    c->lr_decay = 0;
+    c->lr_patience = 5;
+    c->lr_min = 1e-5;
     c->val_frac = 0.1;
     c->patience = 20;
     c->clip_norm = 5.0;
@@ -88,9 +94,13 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
     if (d->D != f->D || d->C != f->C)
         return SF_ERROR(SF_EINVAL, "data has D=%d C=%d, flow D=%d C=%d", d->D, d->C, f->D, f->C);
     if (cfg->batch < 2 || !(cfg->lr > 0) || !(cfg->val_frac > 0 && cfg->val_frac < 1) || cfg->patience < 1 ||
-        cfg->precise_bn_rows == 1)
-        return SF_ERROR(SF_EINVAL, "bad training configuration (batch %zu, lr %g, val_frac %g, precise_bn_rows %zu)",
-                        cfg->batch, cfg->lr, cfg->val_frac, cfg->precise_bn_rows);
+        cfg->precise_bn_rows == 1 || !(cfg->lr_decay >= 0 && cfg->lr_decay < 1) ||
+        (cfg->lr_decay > 0 && (cfg->lr_patience < 1 || !(cfg->lr_min >= 0))))
+        return SF_ERROR(SF_EINVAL,
+                        "bad training configuration (batch %zu, lr %g, val_frac %g, precise_bn_rows %zu, lr_decay %g, "
+                        "lr_patience %d, lr_min %g)",
+                        cfg->batch, cfg->lr, cfg->val_frac, cfg->precise_bn_rows, cfg->lr_decay, cfg->lr_patience,
+                        cfg->lr_min);
     size_t n_val = (size_t)floor(cfg->val_frac * (double)d->n);
     if (n_val < 1 || d->n - n_val < cfg->batch)
         return SF_ERROR(SF_EINVAL, "%zu rows too few for batch %zu and a validation split", d->n, cfg->batch);
@@ -99,6 +109,7 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
     t->f = f;
     t->d = d;
     t->cfg = *cfg;
+    t->lr = cfg->lr;
     t->n_val = n_val;
     t->n_train = d->n - n_val;
     t->n_pbn = f->nsf ? 0 : cfg->precise_bn_rows < t->n_train ? cfg->precise_bn_rows : t->n_train;
@@ -232,7 +243,7 @@ static void clip_and_adam(sf_flow_trainer *t, int nt)
     if (norm > t->cfg.clip_norm) coef = (float)(t->cfg.clip_norm / (norm + 1e-6));
     t->step++;
     const double bc1 = 1 - pow(ADAM_B1, (double)t->step), bc2 = 1 - pow(ADAM_B2, (double)t->step);
-    const float step_size = (float)(t->cfg.lr / bc1), sbc2 = (float)sqrt(bc2);
+    const float step_size = (float)(t->lr / bc1), sbc2 = (float)sqrt(bc2);
     const float b1 = (float)ADAM_B1, b2 = (float)ADAM_B2, eps = (float)ADAM_EPS;
 #pragma omp parallel num_threads(nt)
     {
@@ -293,7 +304,7 @@ sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *es,
     t->epoch++;
     t->seconds += sec;
     sf_flow_epoch_stats e = {t->epoch, t->ep_rows ? t->ep_sum / (double)t->ep_rows : NAN, val, sec,
-                             sec > 0 ? (double)t->ep_rows / sec : 0, 0, partial};
+                             sec > 0 ? (double)t->ep_rows / sec : 0, 0, partial, t->lr, 0};
     if (isfinite(val) && val > t->best_val) {
         t->best_val = val;
         t->best_epoch = t->epoch;
@@ -303,6 +314,13 @@ sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *es,
         e.improved = 1;
     } else
         t->since++;
+    /* plateau rule: lr_patience epochs in a row without improvement lower the rate */
+    t->since_decay = e.improved ? 0 : t->since_decay + 1;
+    if (t->cfg.lr_decay > 0 && t->since_decay >= t->cfg.lr_patience && t->lr > t->cfg.lr_min) {
+        t->lr = fmax(t->lr * t->cfg.lr_decay, t->cfg.lr_min);
+        t->since_decay = 0;
+        e.lr_decayed = 1;
+    }
     double row[SF_FLOW_HIST_COLS] = {(double)e.epoch, e.train_logq, e.val_logq, e.seconds, e.samples_per_s};
     if ((st = sf_flow_hist_push(f, row))) return st;
     t->in_epoch = 0;
@@ -312,6 +330,15 @@ sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *es,
     if (es) *es = e;
     if (stop) *stop = t->since >= t->cfg.patience;
     if (stop && *stop) strcpy(f->meta_stop, "patience");
+    return SF_OK;
+}
+
+double sf_flow_trainer_lr(const sf_flow_trainer *t) { return t->lr; }
+
+sf_status sf_flow_trainer_set_lr(sf_flow_trainer *t, double lr)
+{
+    if (!(lr > 0)) return SF_ERROR(SF_EINVAL, "learning rate %g: must be > 0", lr);
+    t->lr = lr;
     return SF_OK;
 }
 
@@ -355,6 +382,8 @@ sf_status sf_flow_trainer_checkpoint(const sf_flow_trainer *t, const char *path)
     TRY(sf_h5_attr_set_long(file, "trainer", "precise_bn_rows", (long long)t->n_pbn));
     TRY(sf_h5_attr_set_double(file, "trainer", "best_val_logq", t->best_val));
     TRY(sf_h5_attr_set_double(file, "trainer", "seconds", t->seconds));
+    TRY(sf_h5_attr_set_double(file, "trainer", "lr", t->lr));
+    TRY(sf_h5_attr_set_long(file, "trainer", "since_lr_decay", t->since_decay));
 done:
     if (g >= 0) H5Gclose(g);
     if (H5Fclose(file) < 0 && !st) st = SF_ERROR(SF_EIO, "cannot close '%s'", tmp);
@@ -399,6 +428,17 @@ sf_status sf_flow_trainer_resume(sf_flow_trainer *t, const char *path)
     TRY(sf_h5_attr_get_long(file, "trainer", "since_improvement", &since));
     TRY(sf_h5_attr_get_double(file, "trainer", "best_val_logq", &t->best_val));
     TRY(sf_h5_attr_get_double(file, "trainer", "seconds", &t->seconds));
+    /* the learning rate: absent from checkpoints written before the plateau rule */
+    double lr = t->cfg.lr;
+    long long since_decay = 0;
+    if (H5Aexists_by_name(file, "trainer", "lr", H5P_DEFAULT) > 0) {
+        TRY(sf_h5_attr_get_double(file, "trainer", "lr", &lr));
+        TRY(sf_h5_attr_get_long(file, "trainer", "since_lr_decay", &since_decay));
+        if (!(lr > 0)) {
+            st = SF_ERROR(SF_EFORMAT, "checkpoint '%s': learning rate %g", path, lr);
+            goto done;
+        }
+    }
     TRY(sf_h5_read_float_into(file, "trainer/adam_m", np, t->m));
     TRY(sf_h5_read_float_into(file, "trainer/adam_v", np, t->v));
     TRY(sf_h5_read_float_into(file, "trainer/best_params", np, t->best));
@@ -413,6 +453,8 @@ sf_status sf_flow_trainer_resume(sf_flow_trainer *t, const char *path)
     t->epoch = epoch;
     t->best_epoch = best_epoch;
     t->since = (int)since;
+    t->lr = lr;
+    t->since_decay = (int)since_decay;
     t->in_epoch = 0;
     f->meta_best_epoch = best_epoch;
     f->meta_best_val = t->best_val;
