@@ -14,15 +14,15 @@
  * <= d-1).  Each unit is computed once: one inverse costs one forward pass.
  *
  * Layout and kernel.  The chunk's rows (SF_FLOW_CHUNK = 240) are cut into
- * row blocks of RB = 40; activations are stored unit-major inside a row
- * block, X[rb][unit][40 rows], so the rows of one unit are one contiguous
- * 160-byte run of 5 AVX vectors.  A degree slice is computed by a
- * register-blocked kernel: for 2 output units x 40 rows (10 accumulators,
+ * row blocks of RB = 48; activations are stored unit-major inside a row
+ * block, X[rb][unit][48 rows], so the rows of one unit are one contiguous
+ * 192-byte run of 6 AVX vectors.  A degree slice is computed by a
+ * register-blocked kernel: for 2 output units x 48 rows (12 accumulators,
  * enough independent FMA chains to cover the FMA latency), loop over the
- * known inputs i with one broadcast of W[o][i] per unit and 5 vector loads
+ * known inputs i with one broadcast of W[o][i] per unit and 6 vector loads
  * of X[i][rows] (no packing, no BLAS call), then bias + tanh in registers
  * and one store.  Inputs go in tiles of 128 for large H (L1).  The softplus
- * / log / affine update of output d runs over the 40 rows in vectors too.
+ * / log / affine update of output d runs over the 48 rows in vectors too.
  * Summation order is fixed (bias, then inputs in order), rows never mix, so
  * results do not depend on the thread count.  Without AVX2 + FMA the same
  * loops run in plain C (tests/test_flow_inverse.c passes with either).
@@ -30,6 +30,10 @@
  * Measured (perf, default model 6 x 128): before, OpenBLAS sgemm per degree
  * slice with row-major activations spent 16% packing, 27% in per-row tanh
  * calls on 13-unit slices; now ~75% in the kernel, ~25% of it tanh.
+ * Row blocks of 48 instead of 40 (2026-11-30, one thread beside a training
+ * on the other core, alternating runs): 10,000 draws 0.059-0.060 instead of
+ * 0.064-0.066 CPU-s (6 x 128), 1.43-1.57 instead of 1.75-1.80 (15 x 500);
+ * 6 x 96 unchanged within the noise.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -39,10 +43,10 @@
 #include "flow/flow_simd.h"
 
 #ifndef RB
-#define RB 40                                /* rows per register block: 5 AVX vectors */
+#define RB 48                                /* rows per register block: 6 AVX vectors */
 #endif
 #define NV (RB / 8)                          /* vectors per row block */
-#define NRB ((SF_FLOW_CHUNK + RB - 1) / RB)  /* row blocks per chunk (exact for 240 / 40) */
+#define NRB ((SF_FLOW_CHUNK + RB - 1) / RB)  /* row blocks per chunk (exact for 240 / 48) */
 
 typedef struct {
     float *ut, *vt; /* NRB x D x RB: u being solved, v = this MADE's target (z-scored) */
@@ -64,8 +68,9 @@ static inline const float *ev_b(const sf_flow *f, int k, int j)
 #ifdef SF_FLOW_AVX2
 /* For b < NB units (rows of W): acc = bias[b] (first) or Y[b] (a partial
  * sum), acc += sum_{i0<=i<i1} W[b][i] X[i][0:RB], Y[b][0:RB] = tanh(acc)
- * (last) or acc.  NB = 2: 10 accumulators, 2 broadcasts + 5 loads per 10 FMAs
- * (NB = 3 spills with GCC; 2 units x 32 rows was no faster). */
+ * (last) or acc.  NB = 2: 12 accumulators, 2 broadcasts + 6 loads per 12 FMAs
+ * (NB = 3 spills with GCC; 2 units x 32 rows was no faster than 2 x 40, and
+ * 2 x 40 was 8-14% slower than 2 x 48). */
 static inline __attribute__((always_inline)) void slice_kernel(const int NB, const float *W, int ldw,
                                                                const float *bias, int i0, int i1, const float *X,
                                                                float *Y, int first, int last)
@@ -154,7 +159,7 @@ static void output_update(const float *ws, const float *wt, float bs, float bt, 
 
 /* Units [lo, hi) of one layer for nrb row blocks: Y[o] = tanh(bias[o] +
  * W[o][0:p] X[0:p]).  X: blocks of ldx units x RB, Y: blocks of H x RB.
- * The inputs go in tiles of PTILE (20 KB of X per row block, kept in L1
+ * The inputs go in tiles of PTILE (24 KB of X per row block, kept in L1
  * while the slice's units pass over it; H = 500 would otherwise stream X
  * from L2 once per pair of units), partial sums kept in Y. */
 #ifndef PTILE
