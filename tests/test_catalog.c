@@ -261,7 +261,7 @@ static void test_csv(void)
               "sigma 0 -> ivar <= 0 in band u");
         CHECK((c->flags[2] & SF_CAT_MISSING) && c->band_flags[2 * 5 + 4] == SF_CAT_MISSING &&
                   has_reason(c, 2, "id missing"),
-              "sigma_z NA -> missing [z]; bad id flagged");
+              "sigma_z NA -> missing in band z; bad id flagged");
         CHECK(c->id[2] == -3, "bad id replaced by -(row number + 1)");
         CHECK(c->flags[3] == SF_CAT_MISSING && c->band_flags[3 * 5] == SF_CAT_MISSING && isnan(c->flux_nmgy[3 * 5]) &&
                   has_reason(c, 3, "missing value in band u"),

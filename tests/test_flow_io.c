@@ -110,7 +110,25 @@ int main(void)
         int resumed = sf_flow_trainer_alloc(f4, d, &tc, &t4) == SF_OK && sf_flow_trainer_resume(t4, ck3) == SF_OK;
         CHECK(resumed && sf_flow_trainer_lr(t4) == lr, "resume restores the decayed rate (%g), not the configured %g",
               t4 ? sf_flow_trainer_lr(t4) : 0, tc.lr);
-        CHECK(t4 && sf_flow_trainer_set_lr(t4, 0) == SF_EINVAL, "rate 0 refused");
+        CHECK(t4 && sf_flow_trainer_set_lr(t4, 0) == SF_EINVAL && sf_flow_trainer_set_lr(t4, INFINITY) == SF_EINVAL,
+              "rates 0 and inf refused");
+        {   /* a checkpoint with an infinite rate is refused, not trained on */
+            hid_t fh3 = H5Fopen(ck3, H5F_ACC_RDWR, H5P_DEFAULT);
+            CHECK(fh3 >= 0 && sf_h5_attr_set_double(fh3, "trainer", "lr", INFINITY) == SF_OK, "wrote lr = inf");
+            if (fh3 >= 0) H5Fclose(fh3);
+            sf_flow *f5 = NULL;
+            sf_flow_trainer *t5 = NULL;
+            sf_flow_alloc(&cfg, &f5);
+            CHECK(sf_flow_trainer_alloc(f5, d, &tc, &t5) == SF_OK && sf_flow_trainer_resume(t5, ck3) == SF_EFORMAT,
+                  "a checkpoint with lr = inf is refused: %s", sf_last_error());
+            sf_flow_trainer_free(t5);
+            t5 = NULL;
+            sf_flow_train_config tz = tp;
+            tz.lr_min = 0; /* decays could reach a rate of 0 */
+            CHECK(sf_flow_trainer_alloc(f5, d, &tz, &t5) == SF_EINVAL && !t5, "lr_min 0 with a decay refused: %s",
+                  sf_last_error());
+            sf_flow_free(f5);
+        }
         const size_t n3 = sf_flow_n_params(f4);
         float *p0 = malloc(n3 * sizeof(float));
         double dmax[2] = {0, 0};

@@ -266,7 +266,7 @@ typedef struct {
                         * lr_decay (0 < lr_decay < 1), never below lr_min, and the count restarts.
                         * Independent of the early-stopping count (patience) */
     int lr_patience;   /* (5) */
-    double lr_min;     /* (1e-5) */
+    double lr_min;     /* (1e-5; > 0 when lr_decay > 0) */
     double val_frac;   /* validation fraction (0.1) */
     int patience;      /* epochs without validation improvement before stopping (20) */
     double clip_norm;  /* global gradient-norm clip (5) */
@@ -330,7 +330,7 @@ long sf_flow_trainer_epochs(const sf_flow_trainer *t);
  * (cfg->lr_decay), restored by sf_flow_trainer_resume, or set. */
 double sf_flow_trainer_lr(const sf_flow_trainer *t);
 /* Set the learning rate of the next steps (e.g. a new rate on --resume);
- * the plateau rule continues from it.  Errors: SF_EINVAL unless lr > 0. */
+ * the plateau rule continues from it.  Errors: SF_EINVAL unless 0 < lr < inf. */
 sf_status sf_flow_trainer_set_lr(sf_flow_trainer *t, double lr);
 /* Write a checkpoint (model + optimiser state) that sf_flow_trainer_resume reads. */
 sf_status sf_flow_trainer_checkpoint(const sf_flow_trainer *t, const char *path);

@@ -49,7 +49,7 @@ extern "C" {
 
 #define SF_INFER_FORMAT_VERSION 2 /* 2: the mcmc* datasets and attributes of the MCMC fallback */
 #define SF_INFER_NCOLOUR 4      /* adjacent colours u-g, g-r, r-i, i-z */
-#define SF_INFER_REASON_LEN 512 /* bytes of one galaxy's reason text (terminated) */
+#define SF_INFER_REASON_LEN 1024 /* bytes of one galaxy's reason text (terminated) */
 /* A logit-map flow (flow.h) never leaves the prior box; its `acceptance` is
  * the fraction of draws at least SF_INFER_EDGE_P of the box width inside
  * every face (|logit| <= 13.8: the range of ~10^6 uniform training draws),

@@ -1,6 +1,7 @@
 /* sedflow train: fit a conditional normalizing flow q(theta | x) to a
  * simulated training set (issue 4 part 4). */
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,8 @@ static void help(void)
            "                     decay gains validation log q that a constant rate does not\n"
            "                     (models/TRAINING.md); e.g. --lr-decay 0.4 --lr-patience 5\n"
            "  --lr-patience E    epochs without improvement before a decay (default 5)\n"
-           "  --lr-min RATE      lowest rate of the decays (default 1e-5)\n"
+           "  --lr-min RATE      lowest rate of the decays, > 0 (default 1e-5).  The decay settings\n"
+           "                     are not in the checkpoint: repeat them with --resume\n"
            "  --patience E       stop after E epochs without validation improvement (default 20)\n"
            "  --val-frac F       validation fraction (default 0.1)\n"
            "  --seed S           seed of weights, permutations, split and shuffles (default 1)\n"
@@ -287,8 +289,14 @@ int cmd_train(int argc, char **argv)
     if (batch == -1) batch = nsf ? 512 : 50;
     if (K < 1 || H < 1 || batch < 2 || patience < 1 || max_epochs < 0 || max_minutes < 0 || threads < 0)
         return cli_usage_error(cmd, "--blocks, --hidden >= 1, --batch >= 2, --patience >= 1, limits >= 0");
-    if (!(lr > 0) || !(lr_decay >= 0 && lr_decay < 1) || lr_patience < 1 || !(lr_min >= 0))
-        return cli_usage_error(cmd, "--lr > 0, 0 <= --lr-decay < 1, --lr-patience >= 1, --lr-min >= 0");
+    if (!(lr > 0 && isfinite(lr))) return cli_usage_error(cmd, "--lr %g: must be finite and > 0", lr);
+    if (!(lr_decay >= 0 && lr_decay < 1)) return cli_usage_error(cmd, "--lr-decay %g: must be in [0, 1)", lr_decay);
+    if (lr_patience < 1 || lr_patience > INT_MAX || patience > INT_MAX)
+        return cli_usage_error(cmd, "--lr-patience %ld, --patience %ld: must be in 1..%d", lr_patience, patience,
+                               INT_MAX);
+    if (!(lr_min > 0 && isfinite(lr_min))) return cli_usage_error(cmd, "--lr-min %g: must be finite and > 0", lr_min);
+    if (lr_decay > 0 && !quiet && lr_min >= lr && !resume)
+        fprintf(stderr, "sedflow train: note: --lr-min %g >= --lr %g: the rate never decays\n", lr_min, lr);
     if (bins < 1 || bins > 64 || !(tail > 0))
         return cli_usage_error(cmd, "--bins must be in 1..64 and --tail-bound > 0");
     char ckpt[4096];

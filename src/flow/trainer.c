@@ -95,7 +95,7 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
         return SF_ERROR(SF_EINVAL, "data has D=%d C=%d, flow D=%d C=%d", d->D, d->C, f->D, f->C);
     if (cfg->batch < 2 || !(cfg->lr > 0) || !(cfg->val_frac > 0 && cfg->val_frac < 1) || cfg->patience < 1 ||
         cfg->precise_bn_rows == 1 || !(cfg->lr_decay >= 0 && cfg->lr_decay < 1) ||
-        (cfg->lr_decay > 0 && (cfg->lr_patience < 1 || !(cfg->lr_min >= 0))))
+        (cfg->lr_decay > 0 && (cfg->lr_patience < 1 || !(cfg->lr_min > 0))))
         return SF_ERROR(SF_EINVAL,
                         "bad training configuration (batch %zu, lr %g, val_frac %g, precise_bn_rows %zu, lr_decay %g, "
                         "lr_patience %d, lr_min %g)",
@@ -314,9 +314,11 @@ sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *es,
         e.improved = 1;
     } else
         t->since++;
-    /* plateau rule: lr_patience epochs in a row without improvement lower the rate */
+    /* plateau rule: lr_patience epochs in a row without improvement lower
+     * the rate (not on the epoch that exhausts the patience: no step follows) */
     t->since_decay = e.improved ? 0 : t->since_decay + 1;
-    if (t->cfg.lr_decay > 0 && t->since_decay >= t->cfg.lr_patience && t->lr > t->cfg.lr_min) {
+    if (t->cfg.lr_decay > 0 && t->since_decay >= t->cfg.lr_patience && t->lr > t->cfg.lr_min &&
+        t->since < t->cfg.patience) {
         t->lr = fmax(t->lr * t->cfg.lr_decay, t->cfg.lr_min);
         t->since_decay = 0;
         e.lr_decayed = 1;
@@ -327,6 +329,7 @@ sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *es,
     f->meta_best_epoch = t->best_epoch;
     f->meta_best_val = t->best_val;
     f->meta_seconds = t->seconds;
+    f->meta_lr = e.lr; /* the rate of the last epoch's steps */
     if (es) *es = e;
     if (stop) *stop = t->since >= t->cfg.patience;
     if (stop && *stop) strcpy(f->meta_stop, "patience");
@@ -337,7 +340,7 @@ double sf_flow_trainer_lr(const sf_flow_trainer *t) { return t->lr; }
 
 sf_status sf_flow_trainer_set_lr(sf_flow_trainer *t, double lr)
 {
-    if (!(lr > 0)) return SF_ERROR(SF_EINVAL, "learning rate %g: must be > 0", lr);
+    if (!(lr > 0 && isfinite(lr))) return SF_ERROR(SF_EINVAL, "learning rate %g: must be finite and > 0", lr);
     t->lr = lr;
     return SF_OK;
 }
@@ -434,8 +437,9 @@ sf_status sf_flow_trainer_resume(sf_flow_trainer *t, const char *path)
     if (H5Aexists_by_name(file, "trainer", "lr", H5P_DEFAULT) > 0) {
         TRY(sf_h5_attr_get_double(file, "trainer", "lr", &lr));
         TRY(sf_h5_attr_get_long(file, "trainer", "since_lr_decay", &since_decay));
-        if (!(lr > 0)) {
-            st = SF_ERROR(SF_EFORMAT, "checkpoint '%s': learning rate %g", path, lr);
+        if (!(lr > 0 && isfinite(lr)) || since_decay < 0 || since_decay > epoch) {
+            st = SF_ERROR(SF_EFORMAT, "checkpoint '%s': learning rate %g, %lld epochs since its last decay (of %lld)",
+                          path, lr, since_decay, epoch);
             goto done;
         }
     }
