@@ -365,8 +365,8 @@ int cmd_train(int argc, char **argv)
                     es.epoch, es.lr, es.train_logq, es.val_logq, es.seconds, es.samples_per_s,
                     es.improved ? "  *" : "", es.partial ? "  (partial)" : "");
         if (!quiet && es.lr_decayed)
-            fprintf(stderr, "sedflow train: --lr-patience %ld epochs without improvement: learning rate now %g\n", lr_patience,
-                    sf_flow_trainer_lr(t));
+            fprintf(stderr, "sedflow train: --lr-patience %ld epochs without improvement: learning rate now %.2g\n",
+                    lr_patience, sf_flow_trainer_lr(t));
         if ((st = sf_flow_trainer_checkpoint(t, ckpt))) goto fail;
         if (stop) break;
         if (late) {
