@@ -209,7 +209,7 @@ static void test_derived(const sf_model *m, const sf_infer *p)
 
 /* ---- the CSV catalog ------------------------------------------------------ */
 
-enum { NGOOD = 6, NBAD = 8, NROWS = NGOOD + NBAD };
+enum { NGOOD = 6, NBAD = 9, NROWS = NGOOD + NBAD };
 typedef struct {
     long long id;
     double z, flux[5], ivar[5];
@@ -220,7 +220,8 @@ typedef struct {
 } row;
 
 static const char *BAD_NAMES[NBAD] = {"NaN flux", "ivar 0", "negative flux", "z = 0.5",
-                                      "z = -0.01", "missing band", "very blue colour", "enormous sigma"};
+                                      "z = -0.01", "missing band", "very blue colour", "enormous sigma",
+                                      "every check at once"};
 
 /* Good rows: simulated galaxies (another seed) that pass the sigma and
  * colour checks by an independent computation; bad rows derived from them. */
@@ -265,6 +266,16 @@ static int make_rows(const sf_model *m, const sf_noise *nm, const sf_infer_suppo
         }
         case 7: r->ivar[2] = 1.0 / pow(r->flux[2] * 5.0 / k, 2); /* sigma_r = 5 mag */
             r->expect = SF_INFER_SIGMA_HIGH; r->sampled = 1; r->reason = "sigma unusually high for its magnitude [sigma_r 5 >"; break;
+        case 8: { /* u - g too blue, sigma 5 mag in all five bands, z < 0: ~330 characters
+                   * of reasons (the old 255-byte field cut them); the last must arrive whole */
+            double mg = 22.5 - 2.5 * log10(r->flux[1]);
+            r->flux[0] = pow(10.0, -0.4 * (mg + sup->colour_min[0] - 1.0 - 22.5));
+            for (int b = 0; b < 5; b++) r->ivar[b] = 1.0 / pow(r->flux[b] * 5.0 / k, 2);
+            r->z = -0.01;
+            r->expect = SF_INFER_BLUE | SF_INFER_SIGMA_HIGH | SF_INFER_Z_RANGE | SF_INFER_NOT_SAMPLED;
+            r->reason = "sigma_z 5 > "; /* and below: the text ends with the not-sampled reason */
+            break;
+        }
         }
     }
     return 0;
@@ -382,7 +393,7 @@ static void test_cli(const row *rows, int quick)
     int rc = run_cli(args, "test_infer_t1.log");
     char *log = tu_slurp("test_infer_t1.log");
     CHECK(rc == 0, "sedflow infer exits 0 on the catalog with bad rows (rc %d)", rc);
-    CHECK(log && strstr(log, "14 galaxies") && strstr(log, "processed 14") && strstr(log, "flagged by reason") &&
+    CHECK(log && strstr(log, "15 galaxies") && strstr(log, "processed 15") && strstr(log, "flagged by reason") &&
               strstr(log, "ms per galaxy") && strstr(log, "log M*"),
           "the run prints a summary (galaxies, flags by reason, time per galaxy, log M*)");
     if (log && rc) printf("%s\n", log);
@@ -416,6 +427,12 @@ static void test_cli(const row *rows, int quick)
                 for (int q = 0; q < SF_INFER_NQ; q++) nan_rows &= isnan(a.s[q][i * a.N + k]) != 0;
             CHECK((fl & r->expect) == r->expect && ((fl & pre) & ~r->expect) == 0 && strstr(reason, r->reason) && !a.tf[i],
                   "bad row '%s': flags 0x%x (want 0x%x), sedflow False, reason '%s'", nm, fl, r->expect, reason);
+            if (i == NROWS - 1) {
+                const char *end = "; not sampled: z outside the forward model's (0, 0.6]";
+                size_t len = strlen(reason);
+                CHECK(len > 255 && len >= strlen(end) && !strcmp(reason + len - strlen(end), end),
+                      "every check at once: %zu characters of reasons, the last one whole", len);
+            }
             if (r->sampled)
                 CHECK(a.nacc[i] == (long long)a.N && finite && inbox, "bad row '%s' is still sampled: finite, in the box", nm);
             else
