@@ -378,19 +378,20 @@ int cmd_infer(int argc, char **argv)
     }
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
-    /* what this run reads (catalogs, model, noise table) or also writes */
+    /* each output against what this run reads (catalogs, model, noise
+     * table) and the other two outputs (NULL entries are skipped) */
     const char **rw = malloc((nfiles + 4) * sizeof *rw);
     int bad = 0;
     if (rw) {
         memcpy(rw, files, nfiles * sizeof *rw);
         rw[nfiles] = model;
         rw[nfiles + 1] = noise;
-        rw[nfiles + 2] = fits;
-        rw[nfiles + 3] = out;
-        bad = cli_check_output_path(CMD, "--out", out, rw, nfiles + 3) ||
-              cli_check_output_path(CMD, "--out", tmp, rw, nfiles + 3) ||
-              (fits && cli_check_output_path(CMD, "--fits", fits, rw, nfiles + 2)) ||
-              (fits && cli_check_output_path(CMD, "--fits", fits, rw + nfiles + 3, 1));
+        const char *outs[3] = {out, tmp, fits}, *optname[3] = {"--out", "--out", "--fits"};
+        for (int k = 0; k < 3 && !bad; k++) {
+            rw[nfiles + 2] = outs[(k + 1) % 3];
+            rw[nfiles + 3] = outs[(k + 2) % 3];
+            bad = outs[k] && cli_check_output_path(CMD, optname[k], outs[k], rw, nfiles + 4);
+        }
     }
     const int oom = !rw;
     free(rw);

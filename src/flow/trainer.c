@@ -314,11 +314,11 @@ sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *es,
         e.improved = 1;
     } else
         t->since++;
+    const int stopping = t->since >= t->cfg.patience;
     /* plateau rule: lr_patience epochs in a row without improvement lower
      * the rate (not on the epoch that exhausts the patience: no step follows) */
     t->since_decay = e.improved ? 0 : t->since_decay + 1;
-    if (t->cfg.lr_decay > 0 && t->since_decay >= t->cfg.lr_patience && t->lr > t->cfg.lr_min &&
-        t->since < t->cfg.patience) {
+    if (t->cfg.lr_decay > 0 && t->since_decay >= t->cfg.lr_patience && t->lr > t->cfg.lr_min && !stopping) {
         t->lr = fmax(t->lr * t->cfg.lr_decay, t->cfg.lr_min);
         t->since_decay = 0;
         e.lr_decayed = 1;
@@ -331,7 +331,7 @@ sf_status sf_flow_trainer_epoch_end(sf_flow_trainer *t, sf_flow_epoch_stats *es,
     f->meta_seconds = t->seconds;
     f->meta_lr = e.lr; /* the rate of the last epoch's steps */
     if (es) *es = e;
-    if (stop) *stop = t->since >= t->cfg.patience;
+    if (stop) *stop = stopping;
     if (stop && *stop) strcpy(f->meta_stop, "patience");
     return SF_OK;
 }
