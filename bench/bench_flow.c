@@ -9,6 +9,7 @@
  * Wall and per-CPU-second rates (the machine is shared).  Usage:
  *   bench_flow [--flow maf|nsf] [--threads T] [--blocks K] [--hidden H] [--bins N] [--tail B]
  *              [--seconds S] [--galaxies G] [--nsamp N] [--theta-map identity|logit]
+ *              [--batch B]  (B: train at this batch only; default both 50 and 512)
  * (--bins and --tail: NSF only.)  Weights are the random initialisation:
  * timings do not depend on them (no data-dependent branches), except the
  * rejection rate, which is off here (identity map: a box of +-1e9; logit
@@ -59,7 +60,7 @@ int main(int argc, char **argv)
     int nt = 2, K = 0, H = 0, G = -1, bins = 8; /* K, H, G: 0 / -1 = the family's default */
     int logit = 0;
     double seconds = 10, tail = 3.0;
-    size_t nsamp = 10000;
+    size_t nsamp = 10000, batch = 0; /* batch 0: both 50 and 512 */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--flow")) flow = argv[i + 1];
         else if (!strcmp(argv[i], "--threads")) nt = atoi(argv[i + 1]);
@@ -71,6 +72,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--bins")) bins = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--tail")) tail = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--theta-map")) logit = !strcmp(argv[i + 1], "logit");
+        else if (!strcmp(argv[i], "--batch")) batch = (size_t)atol(argv[i + 1]);
     }
     const int nsf = !strcmp(flow, "nsf");
     if (!nsf && strcmp(flow, "maf")) {
@@ -109,8 +111,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n * C; i++) d.x[i] = 20 + gsl_rng_uniform(r);
     gsl_rng_free(r);
 
-    train_rate(f, &d, 50, nt, seconds);
-    train_rate(f, &d, 512, nt, seconds);
+    if (batch == 0 || batch == 50) train_rate(f, &d, 50, nt, seconds);
+    if (batch == 0 || batch == 512) train_rate(f, &d, 512, nt, seconds);
+    if (batch != 0 && batch != 50 && batch != 512) train_rate(f, &d, batch, nt, seconds);
     sf_flow_prepare(f);
 
     /* log q evaluation throughput */
