@@ -111,6 +111,10 @@ static void check_flow(const char *name, const sf_flow *f, double tol)
     st = sf_flow_sample(f, G, C ? x : NULL, n, seed, minf, inf, 0, s2, l2, NULL, NULL, 2);
     CHECK(st == SF_OK && !memcmp(s1, s2, sizeof(double) * G * n * D) && !memcmp(l1, l2, sizeof(double) * G * n),
           "%s: %zu galaxies, 1 and 2 threads bit-identical", name, G);
+    /* no log q wanted: the inverse skips the log-det, the draws stay the same */
+    st = sf_flow_sample(f, G, C ? x : NULL, n, seed, minf, inf, 0, s2, NULL, NULL, NULL, 2);
+    CHECK(st == SF_OK && !memcmp(s1, s2, sizeof(double) * G * n * D),
+          "%s: samples without log q = samples with it (bit-identical)", name);
     /* one galaxy: threads over chunks; galaxy 0 of the batch is stream 0 too */
     st = sf_flow_sample(f, 1, C ? x : NULL, n, seed, minf, inf, 0, s2, l2, NULL, NULL, 2);
     CHECK(st == SF_OK && !memcmp(s1, s2, sizeof(double) * n * D) && !memcmp(l1, l2, sizeof(double) * n),
@@ -155,6 +159,13 @@ static void check_flow(const char *name, const sf_flow *f, double tol)
     }
     CHECK(st == SF_OK && acc[0] > n / 4 && acc[0] < 3 * n / 4 && frac == (double)acc[0] / budget && nan_ok && in_box,
           "%s: budget %zu spent: %zu accepted in the box, the rest NaN, acc_frac %.3f", name, budget, acc[0], frac);
+    {
+        size_t a1 = 0;
+        double fr1 = 0;
+        st = sf_flow_sample(f, 1, C ? x : NULL, n, seed, lo, hi, budget, s1, NULL, &a1, &fr1, 1);
+        CHECK(st == SF_OK && a1 == acc[0] && fr1 == frac && !memcmp(s1, s2, sizeof(double) * n * D),
+              "%s: box and budget without log q: the same %zu draws accepted", name, a1);
+    }
     free(s1); free(s2); free(l1); free(l2); free(lf); free(xr); free(zf); free(z0);
 }
 

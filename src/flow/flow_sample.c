@@ -50,7 +50,7 @@ typedef struct {
 
 /* Transform the m proposals of rb (rb->z -> rb->th, rb->lq) chunk by chunk. */
 static void transform_round(const sf_flow *f, const sf_flow_sampler *s, round_buf *rb, size_t m, chunk_buf *cb,
-                            int inner_nt)
+                            int inner_nt, int want_logq)
 {
     const int D = f->D;
     const size_t nch = (m + SF_FLOW_CHUNK - 1) / SF_FLOW_CHUNK;
@@ -60,12 +60,14 @@ static void transform_round(const sf_flow *f, const sf_flow_sampler *s, round_bu
         const size_t r0 = ch * SF_FLOW_CHUNK;
         const int n = (int)(m - r0 < SF_FLOW_CHUNK ? m - r0 : SF_FLOW_CHUNK);
         const float *z = rb->z + r0 * D;
-        s->inverse(f, c->fws, rb->gdata, n, z, c->u, c->ldet);
+        s->inverse(f, c->fws, rb->gdata, n, z, c->u, c->ldet, want_logq);
         for (int r = 0; r < n; r++) {
             double v[1024]; /* D <= 1000 */
             for (int d = 0; d < D; d++) v[d] = f->theta_mean[d] + f->theta_std[d] * (double)c->u[(size_t)r * D + d];
             const double lj = sf_flow_v_to_theta(f, v, rb->th + (r0 + r) * D);
-            rb->lq[r0 + r] = sf_flow_row_logq(f, z + (size_t)r * D, c->ldet[r] + lj);
+            /* without want_logq, c->ldet is only finite where the log-det is, and
+             * lq only where log q would be: the same draws are accepted */
+            rb->lq[r0 + r] = want_logq ? sf_flow_row_logq(f, z + (size_t)r * D, c->ldet[r] + lj) : c->ldet[r] + lj;
         }
     }
 }
@@ -90,7 +92,7 @@ static void sample_galaxy(const sf_flow *f, const sf_flow_sampler *s, size_t g, 
         size_t m = want > (double)rb->cap ? rb->cap : (size_t)want;
         if (m > budget - prop) m = budget - prop;
         sf_flow_gauss_fill(rb->rng, rb->z, m * D);
-        transform_round(f, s, rb, m, cb, inner_nt);
+        transform_round(f, s, rb, m, cb, inner_nt, logq != NULL);
         size_t i = 0;
         for (; i < m && acc < n; i++) {
             const double *th = rb->th + i * D;

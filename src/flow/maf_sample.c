@@ -51,7 +51,9 @@
 typedef struct {
     float *ut, *vt; /* NRB x D x RB: u being solved, v = this MADE's target (z-scored) */
     float *h[3];    /* NRB x H x RB: the three hidden layers */
-    double *ldet;   /* SF_FLOW_CHUNK */
+    double *ldet;   /* SF_FLOW_CHUNK: sum of log scales */
+    float *ssum;    /* SF_FLOW_CHUNK: sum of (scale - scale): 0, or NaN where a scale is not finite
+                       (instead of ldet when no log q is wanted) */
 } chunk_ws;
 
 static inline const float *ev_w(const sf_flow *f, int k, int j)
@@ -94,9 +96,12 @@ static inline __attribute__((always_inline)) void slice_kernel(const int NB, con
 }
 
 /* Output d for one row block: (s, t) from X = h2 (p inputs), then
- * u = (v - t) / (softplus(s) + eps), ldet += log(softplus(s) + eps). */
-static void output_update(const float *ws, const float *wt, float bs, float bt, int p, const float *X,
-                          const float *v, float *u, double *ldet)
+ * u = (v - t) / sc with sc = softplus(s) + eps, and ldet += log sc (LD) or
+ * ssum += sc - sc (!LD: 0, or NaN exactly where the log-det is not finite;
+ * sc >= eps > 0, so log sc is finite exactly when sc is). */
+static inline __attribute__((always_inline)) void output_update(const int LD, const float *ws, const float *wt,
+                                                                float bs, float bt, int p, const float *X,
+                                                                const float *v, float *u, double *ldet, float *ssum)
 {
     __m256 s[NV], t[NV];
     for (int q = 0; q < NV; q++) s[q] = _mm256_set1_ps(bs), t[q] = _mm256_set1_ps(bt);
@@ -118,6 +123,10 @@ static void output_update(const float *ws, const float *wt, float bs, float bt, 
         const __m256 sc = _mm256_add_ps(sf_softplus8(_mm256_load_ps(sb + 8 * q)), _mm256_set1_ps(SF_MAF_SCALE_EPS));
         const __m256 vt = _mm256_sub_ps(_mm256_load_ps(v + 8 * q), _mm256_load_ps(tb + 8 * q));
         _mm256_store_ps(u + 8 * q, _mm256_div_ps(vt, sc));
+        if (!LD) {
+            _mm256_storeu_ps(ssum + 8 * q, _mm256_add_ps(_mm256_loadu_ps(ssum + 8 * q), _mm256_sub_ps(sc, sc)));
+            continue;
+        }
         const __m256 l = sf_log8(sc);
         double *ld = ldet + 8 * q;
         _mm256_storeu_pd(ld, _mm256_add_pd(_mm256_loadu_pd(ld), _mm256_cvtps_pd(_mm256_castps256_ps128(l))));
@@ -140,8 +149,8 @@ static inline void slice_kernel(const int NB, const float *W, int ldw, const flo
     }
 }
 
-static void output_update(const float *ws, const float *wt, float bs, float bt, int p, const float *X,
-                          const float *v, float *u, double *ldet)
+static inline void output_update(const int LD, const float *ws, const float *wt, float bs, float bt, int p,
+                                 const float *X, const float *v, float *u, double *ldet, float *ssum)
 {
     float s[RB], t[RB];
     for (int r = 0; r < RB; r++) s[r] = bs, t[r] = bt;
@@ -152,7 +161,8 @@ static void output_update(const float *ws, const float *wt, float bs, float bt, 
     for (int r = 0; r < RB; r++) {
         const float sc = sf_softplusf(s[r]) + SF_MAF_SCALE_EPS;
         u[r] = (v[r] - t[r]) / sc;
-        ldet[r] += logf(sc);
+        if (LD) ldet[r] += logf(sc);
+        else ssum[r] += sc - sc;
     }
 }
 #endif
@@ -186,12 +196,13 @@ static void layer_slice(const float *W, int ldw, const float *bias, int lo, int 
 }
 
 /* Inverse of nrb row blocks: c->ut holds base draws on entry, the z-scored
- * theta on return; c->ldet = sum log scale.  bias0: K x H, the input-layer
- * bias plus the galaxy's context term. */
-static void eval_inverse(const sf_flow *f, chunk_ws *c, int nrb, const float *bias0)
+ * theta on return; c->ldet = sum of log scales (LD), else c->ssum = 0 or NaN
+ * (output_update).  bias0: K x H, the input-layer bias plus the galaxy's context term. */
+static inline __attribute__((always_inline)) void eval_inverse(const int LD, const sf_flow *f, chunk_ws *c, int nrb,
+                                                               const float *bias0)
 {
     const int D = f->D, H = f->H;
-    for (int r = 0; r < nrb * RB; r++) c->ldet[r] = 0;
+    for (int r = 0; r < nrb * RB; r++) c->ldet[r] = 0, c->ssum[r] = 0;
     for (int k = f->K - 1; k >= 0; k--) {
         sf_maf_view v;
         sf_maf_view_of(f, f->params, k, &v);
@@ -209,9 +220,9 @@ static void eval_inverse(const sf_flow *f, chunk_ws *c, int nrb, const float *bi
             }
             const float *ws = v.w_f + (size_t)(2 * d) * H, *wt = ws + H;
             for (int rb = 0; rb < nrb; rb++)
-                output_update(ws, wt, v.b_f[2 * d], v.b_f[2 * d + 1], hi, c->h[SF_MAF_NBLOCKS] + (size_t)rb * H * RB,
-                              c->vt + ((size_t)rb * D + d) * RB, c->ut + ((size_t)rb * D + d) * RB,
-                              c->ldet + (size_t)rb * RB);
+                output_update(LD, ws, wt, v.b_f[2 * d], v.b_f[2 * d + 1], hi,
+                              c->h[SF_MAF_NBLOCKS] + (size_t)rb * H * RB, c->vt + ((size_t)rb * D + d) * RB,
+                              c->ut + ((size_t)rb * D + d) * RB, c->ldet + (size_t)rb * RB, c->ssum + (size_t)rb * RB);
         }
     }
 }
@@ -247,6 +258,7 @@ static void ws_free(void *ws)
     free(c->ut); free(c->vt);
     for (int i = 0; i < 3; i++) free(c->h[i]);
     free(c->ldet);
+    free(c->ssum);
     free(c);
 }
 
@@ -260,16 +272,19 @@ static void *ws_alloc(const sf_flow *f)
     c->vt = aligned_alloc(64, N * D * sizeof(float));
     for (int i = 0; i < 3; i++) c->h[i] = aligned_alloc(64, N * H * sizeof(float));
     c->ldet = malloc(N * sizeof(double));
-    if (!c->ut || !c->vt || !c->h[0] || !c->h[1] || !c->h[2] || !c->ldet) {
+    c->ssum = malloc(N * sizeof(float));
+    if (!c->ut || !c->vt || !c->h[0] || !c->h[1] || !c->h[2] || !c->ldet || !c->ssum) {
         ws_free(c);
         return NULL;
     }
     return c;
 }
 
-/* z (n x D, row-major) -> u (n x D), ldet (n); rows past n in the last row
+/* z (n x D, row-major) -> u (n x D), ldet (n: the log-det, or without
+ * want_ldet 0 / NaN where it is finite / not); rows past n in the last row
  * block are zeros, computed and dropped. */
-static void inverse(const sf_flow *f, void *ws, const float *gdata, int n, const float *z, float *u, double *ldet)
+static void inverse(const sf_flow *f, void *ws, const float *gdata, int n, const float *z, float *u, double *ldet,
+                    int want_ldet)
 {
     chunk_ws *c = ws;
     const int D = f->D, nrb = (n + RB - 1) / RB;
@@ -281,11 +296,12 @@ static void inverse(const sf_flow *f, void *ws, const float *gdata, int n, const
                 col[q] = r < n ? z[(size_t)r * D + d] : 0.f;
             }
         }
-    eval_inverse(f, c, nrb, gdata);
+    if (want_ldet) eval_inverse(1, f, c, nrb, gdata);
+    else eval_inverse(0, f, c, nrb, gdata);
     for (int r = 0; r < n; r++) {
         const float *col = c->ut + (size_t)(r / RB) * D * RB + r % RB;
         for (int d = 0; d < D; d++) u[(size_t)r * D + d] = col[(size_t)d * RB];
-        ldet[r] = c->ldet[r];
+        ldet[r] = want_ldet ? c->ldet[r] : c->ssum[r];
     }
 }
 
