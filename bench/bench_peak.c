@@ -97,7 +97,8 @@ int main(int argc, char **argv)
     printf("FMA peak, %d threads: %6.1f GMAC/s\n", nt, rate[1] / 1e9);
     const struct { int K, H; const char *what; } nets[] = {{15, 500, "SEDflow MAF 15 x 500"},
                                                             {6, 128, "default MAF 6 x 128"},
-                                                            {6, 96, "MAF 6 x 96"}};
+                                                            {6, 96, "MAF 6 x 96"},
+                                                            {8, 64, "fast MAF 8 x 64"}};
     const double peak = rate[1] > rate[0] ? rate[1] : rate[0];
     for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++) {
         const double macs = 1e4 * nets[i].K * made_macs(11, nets[i].H);
