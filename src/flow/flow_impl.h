@@ -184,8 +184,9 @@ typedef struct {
     void (*ws_free)(void *ws);
     /* Inverse of n <= SF_FLOW_CHUNK rows: z (n x D base draws) -> u (n x D,
      * z-scored theta) and ldet (n): the forward log |det du->z| of each row
-     * when want_ldet, otherwise (the caller needs no log q) any value that is
-     * finite exactly when that log-det is (MAF: 0 or NaN), at less cost.  u must not depend on want_ldet. */
+     * when want_ldet, otherwise (the caller needs no log q) any value that
+     * is finite exactly when that log-det is (MAF: 0 or NaN), at less cost.
+     * u must not depend on want_ldet. */
     void (*inverse)(const sf_flow *f, void *ws, const float *gdata, int n, const float *z, float *u, double *ldet,
                     int want_ldet);
 } sf_flow_sampler;
