@@ -18,15 +18,11 @@ echo "== sedflow sed: one galaxy at z = 0.05 =="
 ./build/sedflow sed --z 0.05 \
   --theta 10.5,0.25,0.25,0.25,0.25,0.1,2.0,1e-3,1e-3,0.5,0.5,-0.3
 echo
-if [ -f "$model" ]; then
-  echo "== sedflow infer: posteriors of the NSA sample (data/nsa/*.fits) with $model =="
-  ./build/sedflow infer --model "$model" --out build/nsa_posteriors.h5 \
-    --fits build/nsa_posteriors_summary.fits --threads "$threads" --resume
-else
-  echo "== sedflow infer skipped: the shipped flow $model does not exist yet =="
-  echo "   (it is being trained, issue 5; with any trained model M.h5 run:"
-  echo "    ./build/sedflow infer --model M.h5 --out build/nsa_posteriors.h5)"
-  echo
-  echo "== sedflow simulate: 10,000 training rows =="
-  ./build/sedflow simulate --n 10000 --seed 1 --out build/train_small.h5
+if [ ! -f "$model" ]; then
+  echo "quickstart: model file '$model' not found (from SEDFLOW_MODEL or the default;" >&2
+  echo "  shipped: models/sedflow_default.h5, models/sedflow_fast.h5; paths are relative to $root)" >&2
+  exit 1
 fi
+echo "== sedflow infer: posteriors of the NSA sample (data/nsa/*.fits) with $model =="
+./build/sedflow infer --model "$model" --out build/nsa_posteriors.h5 \
+  --fits build/nsa_posteriors_summary.fits --threads "$threads" --resume

@@ -67,6 +67,11 @@ int main(void)
     sf_flow_alloc(&cfg, &f2);
     sf_flow_trainer_alloc(f2, d, &tc, &t2);
     CHECK(sf_flow_trainer_resume(t2, ckpt) == SF_OK && sf_flow_trainer_epochs(t2) == 1, "resume: %s", sf_last_error());
+    {
+        sf_flow *fc = NULL;
+        CHECK(sf_flow_load(ckpt, &fc) == SF_EFORMAT && !fc && strstr(sf_last_error(), "training checkpoint"),
+              "a checkpoint given as a model is refused: %s", sf_last_error());
+    }
     CHECK(synth_run_epochs(t2, 1) == SF_OK, "1 more epoch");
     size_t np = sf_flow_n_params(f1);
     CHECK(!memcmp(sf_flow_params(f1), sf_flow_params(f2), np * sizeof(float)) &&

@@ -231,7 +231,8 @@ sf_status sf_flow_bn_recompute(sf_flow *f, size_t n, const double *theta, const 
  * (via path.tmp + rename).  Errors: SF_EIO. */
 sf_status sf_flow_save(const sf_flow *f, const char *path);
 /* Load a model file (prepared on return).  Errors: SF_EIO, SF_EFORMAT
- * (not a sedflow model, or another format_version), SF_ENOMEM. */
+ * (not a sedflow model, another format_version, or a training checkpoint
+ * PATH.ckpt, whose weights are the last epoch's), SF_ENOMEM. */
 sf_status sf_flow_load(const char *path, sf_flow **out);
 
 /* ---- training data and trainer --------------------------------------- */

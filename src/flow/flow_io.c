@@ -274,7 +274,15 @@ sf_status sf_flow_load(const char *path, sf_flow **out)
     hid_t file;
     sf_status st = sf_h5_open_read(path, &file);
     if (st) return st;
-    st = sf_flow_read_h5(file, path, out);
+    /* a checkpoint has the model's layout plus /trainer, but its /weights are
+     * the last epoch's, not the best, and it has no /support */
+    if (sf_h5_exists(file, "trainer"))
+        st = SF_ERROR(SF_EFORMAT,
+                      "'%s' is a training checkpoint (for sedflow train --resume), not a model: its weights are "
+                      "the last epoch's, not the best; give the model file written by sedflow train",
+                      path);
+    else
+        st = sf_flow_read_h5(file, path, out);
     H5Fclose(file);
     return st;
 }
