@@ -362,8 +362,12 @@ int cmd_infer(int argc, char **argv)
     mo.pool = (size_t)pool;
     if (!file_exists(model)) {
         free(files);
-        return cli_fail(CMD, SF_ERROR(SF_EIO, "model file '%s' not found (train one with 'sedflow train', or give "
-                                              "--model)", model));
+        const char *env = getenv("SEDFLOW_MODEL");
+        const int from_env = env && *env && !strcmp(env, model);
+        return cli_fail(CMD, SF_ERROR(SF_EIO, "model file '%s'%s not found (relative paths are from the current "
+                                              "directory; shipped: models/sedflow_default.h5, models/sedflow_fast.h5 "
+                                              "of the source tree; or train one with 'sedflow train')",
+                                      model, from_env ? " (from $SEDFLOW_MODEL)" : ""));
     }
     glob_t gl;
     memset(&gl, 0, sizeof gl);
