@@ -145,7 +145,7 @@ static void print_report(const char *out, const sf_catalog *cat, size_t nfiles, 
         printf("  log M* [log10 Msun], median and 16-84%% range, of the first %s galaxies:\n",
                r->show_flagged ? "sampled (none is trusted: flagged)" : "trusted");
         for (size_t i = 0; i < r->n_show; i++)
-            printf("    id %-10lld  %.3f  +%.3f / -%.3f\n", r->show_id[i], r->show_logmstar[i][1],
+            printf("    id %-10lld  %6.3f  +%.3f / -%.3f\n", r->show_id[i], r->show_logmstar[i][1],
                    r->show_logmstar[i][2] - r->show_logmstar[i][1], r->show_logmstar[i][1] - r->show_logmstar[i][0]);
     }
     printf("  wrote %s%s%s\n", out, fits ? " and " : "", fits ? fits : "");
