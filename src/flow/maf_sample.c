@@ -202,7 +202,8 @@ static inline __attribute__((always_inline)) void eval_inverse(const int LD, con
                                                                const float *bias0)
 {
     const int D = f->D, H = f->H;
-    for (int r = 0; r < nrb * RB; r++) c->ldet[r] = 0, c->ssum[r] = 0;
+    if (LD) memset(c->ldet, 0, (size_t)nrb * RB * sizeof *c->ldet); /* only the accumulator in use */
+    else memset(c->ssum, 0, (size_t)nrb * RB * sizeof *c->ssum);
     for (int k = f->K - 1; k >= 0; k--) {
         sf_maf_view v;
         sf_maf_view_of(f, f->params, k, &v);
