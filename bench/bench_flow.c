@@ -10,6 +10,7 @@
  *   bench_flow [--flow maf|nsf] [--threads T] [--blocks K] [--hidden H] [--bins N] [--tail B]
  *              [--seconds S] [--galaxies G] [--nsamp N] [--theta-map identity|logit]
  *              [--batch B]  (B: train at this batch only; default both 50 and 512)
+ *              [--train-only 1]  (stop after the training figures: for profiling)
  * (--bins and --tail: NSF only.)  Weights are the random initialisation:
  * timings do not depend on them (no data-dependent branches), except the
  * rejection rate, which is off here (identity map: a box of +-1e9; logit
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
 {
     const char *flow = "maf";
     int nt = 2, K = 0, H = 0, G = -1, bins = 8; /* K, H, G: 0 / -1 = the family's default */
-    int logit = 0;
+    int logit = 0, train_only = 0;
     double seconds = 10, tail = 3.0;
     size_t nsamp = 10000, batch = 0; /* batch 0: both 50 and 512 */
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -73,6 +74,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--tail")) tail = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--theta-map")) logit = !strcmp(argv[i + 1], "logit");
         else if (!strcmp(argv[i], "--batch")) batch = (size_t)atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--train-only")) train_only = atoi(argv[i + 1]);
     }
     const int nsf = !strcmp(flow, "nsf");
     if (!nsf && strcmp(flow, "maf")) {
@@ -114,6 +116,11 @@ int main(int argc, char **argv)
     if (batch == 0 || batch == 50) train_rate(f, &d, 50, nt, seconds);
     if (batch == 0 || batch == 512) train_rate(f, &d, 512, nt, seconds);
     if (batch != 0 && batch != 50 && batch != 512) train_rate(f, &d, batch, nt, seconds);
+    if (train_only) {
+        free(d.theta), free(d.x);
+        sf_flow_free(f);
+        return 0;
+    }
     sf_flow_prepare(f);
 
     /* log q evaluation throughput */

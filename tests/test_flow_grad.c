@@ -37,7 +37,7 @@ static void perturb(sf_flow *f, gsl_rng *r)
     sf_flow_prepare(f);
 }
 
-static void check_flow(int D, int C, int H, int K, int B, uint64_t seed)
+static void check_flow(int D, int C, int H, int K, int B, uint64_t seed, int trials)
 {
     char tag[64];
     snprintf(tag, sizeof tag, "D=%d C=%d H=%d K=%d", D, C, H, K);
@@ -83,12 +83,11 @@ static void check_flow(int D, int C, int H, int K, int B, uint64_t seed)
     CHECK(sf_flow_loss_grad(f, ws, (size_t)B, theta, C ? x : NULL, 0, &loss, grad, NULL, 2) == SF_OK, "%s: loss_grad", tag);
     double lref = ref_loss(f, P, run, 1, B, theta, x, NULL);
     CHECK_ABS(loss, lref, 2e-4 * (1 + fabs(lref)), "training-mode loss vs reference");
-    /* single thread gives the same gradient (up to rounding) */
+    /* a single thread gives the same bytes (2 threads engage from B H^2 >= 2e6) */
     float *grad1 = calloc(np, sizeof(float));
     sf_flow_loss_grad(f, ws, (size_t)B, theta, C ? x : NULL, 0, &loss2, grad1, NULL, 1);
-    double gd = 0, gn = 0;
-    for (size_t i = 0; i < np; i++) gd = fmax(gd, fabs(grad[i] - grad1[i])), gn = fmax(gn, fabs(grad[i]));
-    CHECK(gd <= 1e-5 * gn, "%s: 1 vs 2 threads gradient (max diff %.3g of %.3g)", tag, gd, gn);
+    CHECK(loss2 == loss && !memcmp(grad, grad1, np * sizeof(float)), "%s: 1 vs 2 threads: identical loss and gradient",
+          tag);
 
     /* per parameter type, first and last MADE */
     const char *names[] = {"w_in", "b_in", "w_c", "b_c", "bn_g0", "bn_b0", "w_h0", "b_h0", "bn_g1", "bn_b1", "w_h1", "b_h1", "w_f", "b_f"};
@@ -108,7 +107,7 @@ static void check_flow(int D, int C, int H, int K, int B, uint64_t seed)
             for (size_t i = 0; i < lens[t]; i++) gmax = fmax(gmax, fabs(grad[off + i]));
             double worst = 0;
             int tested = 0, masked_ok = 1;
-            for (int trial = 0; trial < 12; trial++) {
+            for (int trial = 0; trial < trials; trial++) {
                 size_t i = off + gsl_rng_uniform_int(r, lens[t]);
                 double p0 = P[i], h = 1e-5 * fmax(1, fabs(p0));
                 P[i] = p0 + h;
@@ -162,11 +161,15 @@ int main(void)
     sf_flow_config bad = {SF_FLOW_MAF, 0, 1, 1, 1, 1, SF_FLOW_THETA_IDENTITY};
     CHECK(sf_flow_alloc(&bad, &big) == SF_EINVAL && big == NULL, "D = 0 refused: %s", sf_last_error());
 
-    check_flow(3, 2, 10, 3, 7, 11);  /* with context */
-    check_flow(4, 0, 9, 2, 6, 12);   /* without context */
-    check_flow(1, 2, 6, 2, 5, 13);   /* 1-D: hidden units of degree 0 */
-    check_flow(5, 3, 23, 2, 8, 14);  /* H not a multiple of D-1 */
-    check_flow(11, 11, 130, 2, 6, 15); /* SEDflow D, C; 3 super-runs of 10 degree groups */
-    check_flow(4, 2, 5, 2, 6, 16);   /* H < 2D: per-unit sums sized for the 2D output units */
+    check_flow(3, 2, 10, 3, 7, 11, 12);  /* with context */
+    check_flow(4, 0, 9, 2, 6, 12, 12);   /* without context */
+    check_flow(1, 2, 6, 2, 5, 13, 12);   /* 1-D: hidden units of degree 0 */
+    check_flow(5, 3, 23, 2, 8, 14, 12);  /* H not a multiple of D-1 */
+    check_flow(11, 11, 130, 2, 6, 15, 12); /* SEDflow D, C; 3 super-runs of 10 degree groups */
+    check_flow(4, 2, 5, 2, 6, 16, 12);   /* H < 2D: per-unit sums sized for the 2D output units */
+    /* two threads engaged; 11-unit degree groups straddle the kernel's 16-unit
+     * tiles, H = 110 and B = 200 leave partial tiles, 2 blocks of batch rows
+     * (2 finite differences per parameter type: the reference is slow here) */
+    check_flow(11, 11, 110, 2, 200, 17, 2);
     return tu_finish("test_flow_grad");
 }

@@ -133,6 +133,24 @@ void sf_flow_sgemv(int M, int N, float alpha, const float *A, int lda, const flo
 void sf_maf_lin_rows(int B, int a, int b, int p, const float *X, int ldx, const float *W, int ldw,
                      const float *bias, float *Y, int ldy);
 
+/* ---- packed-panel micro-kernel of the training products (maf_gemm.c) ---- */
+
+#define SF_GEMM_MR 6  /* rows of a micro-tile: width of an A panel */
+#define SF_GEMM_NR 16 /* columns of a micro-tile: width of a B panel */
+
+/* Pack r <= w rows (trans = 0: P[k*w + i] = S[i*lds + k]) or columns
+ * (trans = 1: P[k*w + i] = S[k*lds + i]) of S, k in [0, K), into a panel of
+ * width w; lanes r..w-1 are zero. */
+void sf_gemm_pack(int w, int r, int K, const float *S, int lds, int trans, float *P);
+
+/* One micro-tile: C[i*ldc + j] = sum_{k<K} A(i, k) B[k*ldb + j]
+ * (+ bias[j] when bias != NULL; add != 0: C[i*ldc + j] += the sum) for i < mr, j < nr and, when ncol != NULL,
+ * j < ncol[i].  A(i, k) = A[k*MR + i] when lda == 0 (a panel from
+ * sf_gemm_pack), else A[i*lda + k] (mr rows of a row-major matrix).  Each
+ * element is one chain of multiply-adds in k order. */
+void sf_gemm_tile(int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int mr, int nr,
+                  int add, const float *bias, const int *ncol);
+
 /* tanh in float by a [13/6] rational minimax approximation (the constants
  * of Eigen's ptanh_float), clamped at |x| = 7.9988 where tanh rounds to +-1:
  * max abs error ~1e-7 on all floats, branch-free so loops vectorise.

@@ -33,6 +33,11 @@ struct sf_flow_train_ws {
     double *ldet;         /* bmax */
     double *s1, *s2;      /* max(H, 2D) scratch (per unit sums; the output layer has 2D units) */
     float *cf;            /* 3H scratch (per unit float coefficients) */
+    float *pw;            /* (H + NR) x kmax: packed weight panels, unit j0's tile at pw + j0 kmax (threads own */
+    int kmax;             /* disjoint unit ranges, so disjoint slots); kmax = max(H, 2D, C) */
+    float *pa;            /* (H + MR) x bmax: packed d pre-activation panels (k = batch row), same */
+    int *pre_in, *pre_c, *pre_h; /* H: columns of u, xz and the hidden layer that unit u sees */
+    int *first_h, *first_f;      /* H: first row of the hidden / output weights that sees unit c */
     struct sf_nsf_ws *nsf; /* NSF family: its workspace (nsf_train.c); the rest unused */
 };
 
@@ -52,12 +57,12 @@ sf_status sf_flow_train_ws_alloc(const sf_flow *f, size_t bmax, sf_flow_train_ws
     const size_t B = bmax, D = (size_t)f->D, C = (size_t)f->C, K = (size_t)f->K, H = (size_t)f->H,
                  NB = SF_MAF_NBLOCKS;
     w->bmax = bmax;
-    w->xz = malloc((B * C + 1) * sizeof(float));
-    w->u = malloc((K + 1) * B * D * sizeof(float));
+    w->xz = calloc(B * C + SF_GEMM_NR, sizeof(float)); /* + NR: read 16 wide by grad_rows_masked */
+    w->u = calloc((K + 1) * B * D + SF_GEMM_NR, sizeof(float));
     w->ct = malloc(K * B * H * sizeof(float));
     w->h0 = malloc(K * B * H * sizeof(float));
     w->xh = malloc(K * NB * B * H * sizeof(float));
-    w->bo = malloc(K * NB * B * H * sizeof(float));
+    w->bo = calloc(K * NB * B * H + SF_GEMM_NR, sizeof(float)); /* + NR: a last column tile reads 16 wide */
     w->hh = malloc(K * NB * B * H * sizeof(float));
     w->istd = malloc(K * NB * H * sizeof(float));
     w->out = malloc(K * B * 2 * D * sizeof(float));
@@ -72,8 +77,26 @@ sf_status sf_flow_train_ws_alloc(const sf_flow *f, size_t bmax, sf_flow_train_ws
     w->s1 = malloc(nsum * sizeof(double));
     w->s2 = malloc(nsum * sizeof(double));
     w->cf = malloc(3 * H * sizeof(float));
+    size_t kmax = H > 2 * D ? H : 2 * D;
+    kmax = kmax > C ? kmax : C;
+    w->kmax = (int)kmax;
+    w->pw = malloc((H + SF_GEMM_NR) * kmax * sizeof(float));
+    w->pa = malloc((H + SF_GEMM_MR) * B * sizeof(float));
+    w->pre_in = malloc(5 * H * sizeof(int));
+    if (w->pre_in) {
+        w->pre_c = w->pre_in + H, w->pre_h = w->pre_c + H, w->first_h = w->pre_h + H, w->first_f = w->first_h + H;
+        for (size_t o = 0; o < H; o++) {
+            const int g = f->hdeg[o];
+            w->pre_in[o] = g < (int)D ? g : (int)D;
+            w->pre_c[o] = (int)C;
+            w->pre_h[o] = f->cnt_le[g];
+            w->first_h[o] = g > 0 ? f->cnt_le[g - 1] : 0;
+            w->first_f[o] = g < (int)D ? 2 * g : 2 * (int)D; /* output rows 2d, 2d+1 see degrees <= d */
+        }
+    }
     if (!w->xz || !w->u || !w->ct || !w->h0 || !w->xh || !w->bo || !w->hh || !w->istd || !w->out ||
-        !w->dA || !w->dB || !w->dC || !w->dout || !w->g0 || !w->g1 || !w->ldet || !w->s1 || !w->s2 || !w->cf) {
+        !w->dA || !w->dB || !w->dC || !w->dout || !w->g0 || !w->g1 || !w->ldet || !w->s1 || !w->s2 || !w->cf ||
+        !w->pw || !w->pa || !w->pre_in) {
         sf_flow_train_ws_free(w);
         return SF_ERROR(SF_ENOMEM, "out of memory for a training workspace of batch %zu", bmax);
     }
@@ -88,6 +111,7 @@ void sf_flow_train_ws_free(sf_flow_train_ws *w)
     free(w->xz); free(w->u); free(w->ct); free(w->h0); free(w->xh); free(w->bo); free(w->hh);
     free(w->istd); free(w->out); free(w->dA); free(w->dB); free(w->dC); free(w->dout);
     free(w->g0); free(w->g1); free(w->ldet); free(w->s1); free(w->s2); free(w->cf);
+    free(w->pw); free(w->pa); free(w->pre_in);
     free(w);
 }
 
@@ -97,6 +121,48 @@ static inline void slice(int rs, int re, int t, int nt, int *a, int *b)
     long n = re - rs;
     *a = rs + (int)(n * t / nt);
     *b = rs + (int)(n * (t + 1) / nt);
+}
+
+/* Work of a hidden unit u in each threaded phase, in multiply-adds per batch
+ * row (the constants measured on the 2-core VM at SEDflow's size): */
+enum { PHASE_UNIFORM, PHASE_FORWARD, PHASE_BACKWARD };
+static double unit_cost(const sf_flow *f, int phase, int u)
+{
+    const int g = f->hdeg[u];
+    const int p = f->cnt_le[g];                          /* hidden units it sees (its row of W) */
+    const int s = f->H - (g > 0 ? f->cnt_le[g - 1] : 0); /* hidden units that see it (its column) */
+    switch (phase) {
+    case PHASE_FORWARD: return p + 16;                       /* its row of W, then its tanh */
+    case PHASE_BACKWARD: return 2.0 * (p + 160) + 3.0 * s;   /* dW row (+ packing, bias sum), dX column */
+    default: return 1;                                       /* batch norm, input layer, tanh */
+    }
+}
+
+/* Thread t's contiguous share [*a, *b) of the H hidden units in a phase,
+ * balancing unit_cost.  Boundaries are multiples of 16 units (64 bytes): one
+ * range per thread, so threads share at most one cache line per activation
+ * row, and the micro-kernel's 16-unit tiles never straddle two threads.
+ * Results do not depend on the split (each element is computed the same way
+ * by whichever thread owns it). */
+static void own_units(const sf_flow *f, int phase, int t, int nt, int *a, int *b)
+{
+    const int H = f->H;
+    if (nt == 1) {
+        *a = 0, *b = H;
+        return;
+    }
+    double total = 0;
+    for (int u = 0; u < H; u++) total += unit_cost(f, phase, u);
+    int cut[2] = {0, H};
+    for (int e = 0; e < 2; e++) {
+        if (t + e == 0 || t + e == nt) continue;
+        double target = total * (t + e) / nt, acc = 0;
+        int u = 0;
+        for (; u < H && acc < target; u++) acc += unit_cost(f, phase, u);
+        u = (u + 8) / 16 * 16;
+        cut[e] = u < H ? u : H;
+    }
+    *a = cut[0], *b = cut[1];
 }
 
 /* Y[:, a:b] = X[:, 0:p] W[a:b, 0:p]^T + bias[a:b] (B rows). */
@@ -124,23 +190,85 @@ static void grad_rows(int B, int a, int b, int p, const float *dY, int ldy, cons
     for (int o = a; o < b; o++) db[o] = (float)acc[o];
 }
 
-/* dX[:, c0:c1] = dY[:, r0:R] W[r0:R, c0:c1], r0 = first row whose prefix
- * exceeds c0 (all later rows see the whole [c0, c1): aligned groups). */
-static void grad_cols(int B, int c0, int c1, const sf_maf_run *runs, int n_runs, const float *dY, int ldy,
-                      const float *W, int ldw, float *dX, int ldx)
+/* ---- masked products through the packed micro-kernel (maf_gemm.c) ----
+ *
+ * Used for every product whose split between threads varies with the
+ * thread count: OpenBLAS's value of an element depends on where the element
+ * falls in the call (its N remainder kernels), so the same product split
+ * differently gave other bytes.  In these the value of each element is one
+ * multiply-add chain whatever the split, and the tiles sit on a fixed grid
+ * of 16 units: results are identical for any number of threads. */
+
+#define ROW_BLOCK (32 * SF_GEMM_MR) /* batch rows (or units) per cache block: 32 A panels */
+
+static inline int imin(int a, int b)
 {
-    if (c1 <= c0) return;
-    int R = runs[n_runs - 1].re, r0 = R;
-    for (int q = 0; q < n_runs; q++)
-        if (runs[q].p > c0) {
-            r0 = runs[q].rs;
-            break;
+    return a < b ? a : b;
+}
+
+/* Y[:, ua:ub] = X W[ua:ub, :]^T + bias with unit u seeing columns
+ * [0, pre[u]) of X (pre nondecreasing; ua a multiple of NR).  Each tile of
+ * NR units runs over its last unit's prefix (the others' extra weights are
+ * exactly 0).  The tile at unit j0 is packed at pw + j0 ps (ps >= ldw). */
+static void lin_masked(int B, int ua, int ub, const float *X, int ldx, const float *W, int ldw, const int *pre,
+                       const float *bias, float *Y, int ldy, float *pw, int ps)
+{
+    for (int j0 = ua; j0 < ub; j0 += SF_GEMM_NR) {
+        const int nr = imin(SF_GEMM_NR, ub - j0);
+        sf_gemm_pack(SF_GEMM_NR, nr, pre[j0 + nr - 1], W + (size_t)j0 * ldw, ldw, 0, pw + (size_t)j0 * ps);
+    }
+    for (int r0 = 0; r0 < B; r0 += ROW_BLOCK)
+        for (int j0 = ua; j0 < ub; j0 += SF_GEMM_NR) {
+            const int nr = imin(SF_GEMM_NR, ub - j0);
+            for (int i = r0; i < imin(B, r0 + ROW_BLOCK); i += SF_GEMM_MR)
+                sf_gemm_tile(pre[j0 + nr - 1], X + (size_t)i * ldx, ldx, pw + (size_t)j0 * ps, SF_GEMM_NR,
+                             Y + (size_t)i * ldy + j0, ldy, imin(SF_GEMM_MR, B - i), nr, 0, bias + j0, NULL);
         }
-    if (r0 < R)
-        sf_flow_sgemm(0, 0, B, c1 - c0, R - r0, 1.f, dY + r0, ldy,
-                    W + (size_t)r0 * ldw + c0, ldw, 0.f, dX + c0, ldx);
-    else
-        for (int r = 0; r < B; r++) memset(dX + (size_t)r * ldx + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+}
+
+/* dX[:, ca:cb] = dY W[:, ca:cb] for W with R rows, column c seen by rows
+ * [first[c], R) (first nondecreasing; ca a multiple of NR).  pw as above
+ * (ps >= R). */
+static void grad_cols_masked(int B, int ca, int cb, const float *dY, int ldy, const float *W, int ldw, int R,
+                             const int *first, float *dX, int ldx, float *pw, int ps)
+{
+    for (int c0 = ca; c0 < cb; c0 += SF_GEMM_NR) {
+        const int nr = imin(SF_GEMM_NR, cb - c0), r0 = first[c0];
+        sf_gemm_pack(SF_GEMM_NR, nr, R - r0, W + (size_t)r0 * ldw + c0, ldw, 1, pw + (size_t)c0 * ps);
+    }
+    for (int i0 = 0; i0 < B; i0 += ROW_BLOCK)
+        for (int c0 = ca; c0 < cb; c0 += SF_GEMM_NR) {
+            const int nr = imin(SF_GEMM_NR, cb - c0), r0 = first[c0];
+            for (int i = i0; i < imin(B, i0 + ROW_BLOCK); i += SF_GEMM_MR)
+                sf_gemm_tile(R - r0, dY + (size_t)i * ldy + r0, ldy, pw + (size_t)c0 * ps, SF_GEMM_NR,
+                             dX + (size_t)i * ldx + c0, ldx, imin(SF_GEMM_MR, B - i), nr, 0, NULL, NULL);
+        }
+}
+
+/* dW[o, 0:pre[o]] = sum over rows of dY[:, o] X[:, 0:pre[o]] and db[o] the
+ * column sum of dY, units o in [ua, ub) (masked entries are not written).
+ * X (ldx columns) must be readable NR floats past its last row's end. */
+static void grad_rows_masked(int B, int ua, int ub, const float *dY, int ldy, const float *X, int ldx, const int *pre,
+                             float *dW, int ldw, float *db, double *acc, float *pa)
+{
+    for (int o0 = ua; o0 < ub; o0 += SF_GEMM_MR)
+        sf_gemm_pack(SF_GEMM_MR, imin(SF_GEMM_MR, ub - o0), B, dY + o0, ldy, 1, pa + (size_t)o0 * B);
+    for (int b0 = ua; b0 < ub; b0 += ROW_BLOCK) {
+        const int b1 = imin(ub, b0 + ROW_BLOCK);
+        for (int j0 = 0; j0 < pre[b1 - 1]; j0 += SF_GEMM_NR)
+            for (int o0 = b0; o0 < b1; o0 += SF_GEMM_MR) {
+                const int mr = imin(SF_GEMM_MR, b1 - o0);
+                if (pre[o0 + mr - 1] <= j0) continue;
+                int ncol[SF_GEMM_MR];
+                for (int i = 0; i < mr; i++) ncol[i] = pre[o0 + i] - j0;
+                sf_gemm_tile(B, pa + (size_t)o0 * B, 0, X + j0, ldx, dW + (size_t)o0 * ldw + j0, ldw, mr,
+                             imin(SF_GEMM_NR, ldx - j0), 0, NULL, ncol);
+            }
+    }
+    for (int o = ua; o < ub; o++) acc[o] = 0;
+    for (int r = 0; r < B; r++)
+        for (int o = ua; o < ub; o++) acc[o] += dY[(size_t)r * ldy + o];
+    for (int o = ua; o < ub; o++) db[o] = (float)acc[o];
 }
 
 /* Batch norm forward (batch statistics) of units [a, b).  Per-unit sums in
@@ -239,45 +367,35 @@ static void forward(pass_ctx *c, int t, int nt)
     sf_flow_train_ws *w = c->w;
     const int B = c->B, D = f->D, C = f->C, H = f->H;
     const size_t BH = (size_t)B * H;
+    int ua, ub, ca, cb; /* the products' units, and batch norm's */
+    own_units(f, PHASE_FORWARD, t, nt, &ua, &ub);
+    own_units(f, PHASE_UNIFORM, t, nt, &ca, &cb);
     for (int k = 0; k < f->K; k++) {
         sf_maf_view v;
         sf_maf_view_of(f, f->params, k, &v);
         const float *u = w->u + (size_t)k * w->bmax * D;
         float *ct = w->ct + k * BH, *h0 = w->h0 + k * BH;
-        /* forward products over super-runs (masked weights are exactly 0) */
-        for (int q = 0; q < f->n_srun; q++) {
-            int a, b;
-            slice(f->srun_in[q].rs, f->srun_in[q].re, t, nt, &a, &b);
-            sf_maf_lin_rows(B, a, b, f->srun_in[q].p, u, D, v.w_in, D, v.b_in, h0, H);
-            if (C > 0) sf_maf_lin_rows(B, a, b, C, w->xz, C, v.w_c, C, v.b_c, ct, H);
-            for (int r = 0; r < B; r++) {
-                float *cr = ct + (size_t)r * H, *hr = h0 + (size_t)r * H;
-                if (C > 0) sf_flow_tanh(cr + a, NULL, (size_t)(b - a));
-                sf_flow_tanh(hr + a, C > 0 ? cr + a : NULL, (size_t)(b - a));
-            }
+        /* forward products over super-runs within this thread's units
+         * (masked weights are exactly 0) */
+        lin_masked(B, ca, cb, u, D, v.w_in, D, w->pre_in, v.b_in, h0, H, w->pw, w->kmax);
+        if (C > 0) lin_masked(B, ca, cb, w->xz, C, v.w_c, C, w->pre_c, v.b_c, ct, H, w->pw, w->kmax);
+        for (int r = 0; r < B; r++) {
+            float *cr = ct + (size_t)r * H + ca, *hr = h0 + (size_t)r * H + ca;
+            if (C > 0) sf_flow_tanh(cr, NULL, (size_t)(cb - ca));
+            sf_flow_tanh(hr, C > 0 ? cr : NULL, (size_t)(cb - ca));
         }
         const float *hin = h0;
         for (int j = 0; j < SF_MAF_NBLOCKS; j++) {
             size_t kj = (size_t)k * SF_MAF_NBLOCKS + j;
             float *xh = w->xh + kj * BH, *bo = w->bo + kj * BH, *hh = w->hh + kj * BH;
             float *istd = w->istd + kj * H, *run = f->bn_run + kj * 2 * H;
-            for (int q = 0, a0 = 0, b0 = 0; q <= f->n_srun; q++) { /* units owned as in the products */
-                int a = H, b = H;
-                if (q < f->n_srun) slice(f->srun_h[q].rs, f->srun_h[q].re, t, nt, &a, &b);
-                if (q < f->n_srun && a == b0) { /* contiguous with the pending range (1 thread: all H) */
-                    b0 = b;
-                    continue;
-                }
-                bn_fwd(B, H, a0, b0, hin, v.bn_g[j], v.bn_b[j], xh, bo, istd, run, c->update, w->s1, w->s2, w->cf);
-                a0 = a, b0 = b;
-            }
+            if (j > 0) {
 #pragma omp barrier
-            for (int q = 0; q < f->n_srun; q++) {
-                int a, b;
-                slice(f->srun_h[q].rs, f->srun_h[q].re, t, nt, &a, &b);
-                sf_maf_lin_rows(B, a, b, f->srun_h[q].p, bo, H, v.w_h[j], H, v.b_h[j], hh, H);
-                for (int r = 0; r < B; r++) sf_flow_tanh(hh + (size_t)r * H + a, NULL, (size_t)(b - a));
             }
+            bn_fwd(B, H, ca, cb, hin, v.bn_g[j], v.bn_b[j], xh, bo, istd, run, c->update, w->s1, w->s2, w->cf);
+#pragma omp barrier
+            lin_masked(B, ua, ub, bo, H, v.w_h[j], H, w->pre_h, v.b_h[j], hh, H, w->pw, w->kmax);
+            for (int r = 0; r < B; r++) sf_flow_tanh(hh + (size_t)r * H + ua, NULL, (size_t)(ub - ua));
             hin = hh;
         }
 #pragma omp barrier
@@ -314,8 +432,9 @@ static void backward(pass_ctx *c, int t, int nt)
     const size_t BH = (size_t)B * H;
     const float invB = 1.f / B;
     float *g = w->g0, *gn = w->g1; /* d loss / d u_{k+1}, d loss / d u_k */
-    int r0, r1;
+    int r0, r1, ua, ub;
     slice(0, B, t, nt, &r0, &r1);
+    own_units(f, PHASE_BACKWARD, t, nt, &ua, &ub);
     const float *zK = w->u + (size_t)f->K * w->bmax * D;
     for (int r = r0; r < r1; r++)
         for (int d = 0; d < D; d++) g[(size_t)r * D + d] = zK[(size_t)r * D + d] * invB;
@@ -349,61 +468,37 @@ static void backward(pass_ctx *c, int t, int nt)
             grad_rows(B, f->run_f[q].rs, f->run_f[q].re, f->run_f[q].p, w->dout, 2 * D, hlast, H, dv.w_f, H,
                       dv.b_f, w->s2);
         float *dcur = w->dA, *dnext = w->dB;
-        for (int q = 0; q < f->n_hgrp; q++) {
-            int a, b;
-            slice(f->hgrp[q], f->hgrp[q + 1], t, nt, &a, &b);
-            grad_cols(B, a, b, f->run_f, f->n_run_f, w->dout, 2 * D, v.w_f, H, dcur, H);
-            for (int r = 0; r < B; r++)
-                for (int o = a; o < b; o++) {
-                    size_t i = (size_t)r * H + o;
-                    dcur[i] *= 1.f - hlast[i] * hlast[i];
-                }
-        }
-        /* 3. hidden blocks, last to first: dcur = d loss / d pre-activation of block j */
+        grad_cols_masked(B, ua, ub, w->dout, 2 * D, v.w_f, H, 2 * D, w->first_f, dcur, H, w->pw, w->kmax);
+        for (int r = 0; r < B; r++)
+            for (int o = ua; o < ub; o++) {
+                size_t i = (size_t)r * H + o;
+                dcur[i] *= 1.f - hlast[i] * hlast[i];
+            }
+        /* 3. hidden blocks, last to first: dcur = d loss / d pre-activation of
+         * block j (this thread's columns written, all read after the barrier) */
         for (int j = SF_MAF_NBLOCKS - 1; j >= 0; j--) {
             size_t kj = (size_t)k * SF_MAF_NBLOCKS + j;
             const float *bo = w->bo + kj * BH, *xh = w->xh + kj * BH, *istd = w->istd + kj * H;
             const float *hprev = j > 0 ? w->hh + (kj - 1) * BH : w->h0 + (size_t)k * BH;
-            for (int q = 0; q < f->n_run_h; q++) {
-                int a, b;
-                slice(f->run_h[q].rs, f->run_h[q].re, t, nt, &a, &b);
-                grad_rows(B, a, b, f->run_h[q].p, dcur, H, bo, H, dv.w_h[j], H, dv.b_h[j], w->s1);
-            }
 #pragma omp barrier
-            for (int q = 0; q < f->n_hgrp; q++) {
-                int a, b;
-                slice(f->hgrp[q], f->hgrp[q + 1], t, nt, &a, &b);
-                grad_cols(B, a, b, f->run_h, f->n_run_h, dcur, H, v.w_h[j], H, dnext, H);
-            }
-            for (int q = 0, a0 = 0, b0 = 0; q <= f->n_hgrp; q++) { /* same units, contiguous ones merged */
-                int a = H, b = H;
-                if (q < f->n_hgrp) slice(f->hgrp[q], f->hgrp[q + 1], t, nt, &a, &b);
-                if (q < f->n_hgrp && a == b0) {
-                    b0 = b;
-                    continue;
-                }
-                bn_bwd(B, H, a0, b0, dnext, xh, v.bn_g[j], istd, dv.bn_g[j], dv.bn_b[j], dnext, hprev, w->s1, w->s2,
-                       w->cf);
-                a0 = a, b0 = b;
-            }
+            grad_rows_masked(B, ua, ub, dcur, H, bo, H, w->pre_h, dv.w_h[j], H, dv.b_h[j], w->s1, w->pa);
+            grad_cols_masked(B, ua, ub, dcur, H, v.w_h[j], H, H, w->first_h, dnext, H, w->pw, w->kmax);
+            bn_bwd(B, H, ua, ub, dnext, xh, v.bn_g[j], istd, dv.bn_g[j], dv.bn_b[j], dnext, hprev, w->s1, w->s2,
+                   w->cf);
             float *tmp = dcur;
             dcur = dnext;
             dnext = tmp;
         }
         /* 4. input and context layers (dcur = d loss / d pre0) */
         const float *ct = w->ct + (size_t)k * BH;
-        for (int q = 0; q < f->n_run_in; q++) {
-            int a, b;
-            slice(f->run_in[q].rs, f->run_in[q].re, t, nt, &a, &b);
-            grad_rows(B, a, b, f->run_in[q].p, dcur, H, u, D, dv.w_in, D, dv.b_in, w->s1);
-            if (C > 0) {
-                for (int r = 0; r < B; r++)
-                    for (int o = a; o < b; o++) {
-                        size_t i = (size_t)r * H + o;
-                        w->dC[i] = dcur[i] * (1.f - ct[i] * ct[i]);
-                    }
-                grad_rows(B, a, b, C, w->dC, H, w->xz, C, dv.w_c, C, dv.b_c, w->s1);
-            }
+        grad_rows_masked(B, ua, ub, dcur, H, u, D, w->pre_in, dv.w_in, D, dv.b_in, w->s1, w->pa);
+        if (C > 0) {
+            for (int r = 0; r < B; r++)
+                for (int o = ua; o < ub; o++) {
+                    size_t i = (size_t)r * H + o;
+                    w->dC[i] = dcur[i] * (1.f - ct[i] * ct[i]);
+                }
+            grad_rows_masked(B, ua, ub, w->dC, H, w->xz, C, w->pre_c, dv.w_c, C, dv.b_c, w->s1, w->pa);
         }
 #pragma omp barrier
         /* d loss / d u_k: direct term (in gn) + through the input layer */
