@@ -171,5 +171,8 @@ int main(void)
      * tiles, H = 110 and B = 200 leave partial tiles, 2 blocks of batch rows
      * (2 finite differences per parameter type: the reference is slow here) */
     check_flow(11, 11, 110, 2, 200, 17, 2);
+    /* the backward split at unit 64 (not a multiple of 6): each thread's
+     * packed panels must stay in its own slots (they overlapped: a race) */
+    check_flow(11, 11, 128, 2, 128, 18, 1);
     return tu_finish("test_flow_grad");
 }

@@ -35,7 +35,8 @@ struct sf_flow_train_ws {
     float *cf;            /* 3H scratch (per unit float coefficients) */
     float *pw;            /* (H + NR) x kmax: packed weight panels, unit j0's tile at pw + j0 kmax (threads own */
     int kmax;             /* disjoint unit ranges, so disjoint slots); kmax = max(H, 2D, C) */
-    float *pa;            /* (H + MR) x bmax: packed d pre-activation panels (k = batch row), same */
+    float *pa;            /* (H + MR (nt + 1)) x bmax: packed d pre-activation panels (k = batch row); */
+    int pa_threads;       /* thread t's from (ua + MR t) bmax (its panels start at ua, the last may be short) */
     int *pre_in, *pre_c, *pre_h; /* H: columns of u, xz and the hidden layer that unit u sees */
     int *first_h, *first_f;      /* H: first row of the hidden / output weights that sees unit c */
     struct sf_nsf_ws *nsf; /* NSF family: its workspace (nsf_train.c); the rest unused */
@@ -81,7 +82,6 @@ sf_status sf_flow_train_ws_alloc(const sf_flow *f, size_t bmax, sf_flow_train_ws
     kmax = kmax > C ? kmax : C;
     w->kmax = (int)kmax;
     w->pw = malloc((H + SF_GEMM_NR) * kmax * sizeof(float));
-    w->pa = malloc((H + SF_GEMM_MR) * B * sizeof(float));
     w->pre_in = malloc(5 * H * sizeof(int));
     if (w->pre_in) {
         w->pre_c = w->pre_in + H, w->pre_h = w->pre_c + H, w->first_h = w->pre_h + H, w->first_f = w->first_h + H;
@@ -96,7 +96,7 @@ sf_status sf_flow_train_ws_alloc(const sf_flow *f, size_t bmax, sf_flow_train_ws
     }
     if (!w->xz || !w->u || !w->ct || !w->h0 || !w->xh || !w->bo || !w->hh || !w->istd || !w->out ||
         !w->dA || !w->dB || !w->dC || !w->dout || !w->g0 || !w->g1 || !w->ldet || !w->s1 || !w->s2 || !w->cf ||
-        !w->pw || !w->pa || !w->pre_in) {
+        !w->pw || !w->pre_in) {
         sf_flow_train_ws_free(w);
         return SF_ERROR(SF_ENOMEM, "out of memory for a training workspace of batch %zu", bmax);
     }
@@ -247,12 +247,13 @@ static void grad_cols_masked(int B, int ca, int cb, const float *dY, int ldy, co
 
 /* dW[o, 0:pre[o]] = sum over rows of dY[:, o] X[:, 0:pre[o]] and db[o] the
  * column sum of dY, units o in [ua, ub) (masked entries are not written).
- * X (ldx columns) must be readable NR floats past its last row's end. */
+ * X (ldx columns) must be readable NR floats past its last row's end; pa
+ * holds (ub - ua + MR) B floats of this thread's own. */
 static void grad_rows_masked(int B, int ua, int ub, const float *dY, int ldy, const float *X, int ldx, const int *pre,
                              float *dW, int ldw, float *db, double *acc, float *pa)
 {
     for (int o0 = ua; o0 < ub; o0 += SF_GEMM_MR)
-        sf_gemm_pack(SF_GEMM_MR, imin(SF_GEMM_MR, ub - o0), B, dY + o0, ldy, 1, pa + (size_t)o0 * B);
+        sf_gemm_pack(SF_GEMM_MR, imin(SF_GEMM_MR, ub - o0), B, dY + o0, ldy, 1, pa + (size_t)(o0 - ua) * B);
     for (int b0 = ua; b0 < ub; b0 += ROW_BLOCK) {
         const int b1 = imin(ub, b0 + ROW_BLOCK);
         for (int j0 = 0; j0 < pre[b1 - 1]; j0 += SF_GEMM_NR)
@@ -261,7 +262,7 @@ static void grad_rows_masked(int B, int ua, int ub, const float *dY, int ldy, co
                 if (pre[o0 + mr - 1] <= j0) continue;
                 int ncol[SF_GEMM_MR];
                 for (int i = 0; i < mr; i++) ncol[i] = pre[o0 + i] - j0;
-                sf_gemm_tile(B, pa + (size_t)o0 * B, 0, X + j0, ldx, dW + (size_t)o0 * ldw + j0, ldw, mr,
+                sf_gemm_tile(B, pa + (size_t)(o0 - ua) * B, 0, X + j0, ldx, dW + (size_t)o0 * ldw + j0, ldw, mr,
                              imin(SF_GEMM_NR, ldx - j0), 0, NULL, ncol);
             }
     }
@@ -435,6 +436,7 @@ static void backward(pass_ctx *c, int t, int nt)
     int r0, r1, ua, ub;
     slice(0, B, t, nt, &r0, &r1);
     own_units(f, PHASE_BACKWARD, t, nt, &ua, &ub);
+    float *pa = w->pa + (size_t)(ua + SF_GEMM_MR * t) * w->bmax;
     const float *zK = w->u + (size_t)f->K * w->bmax * D;
     for (int r = r0; r < r1; r++)
         for (int d = 0; d < D; d++) g[(size_t)r * D + d] = zK[(size_t)r * D + d] * invB;
@@ -481,7 +483,7 @@ static void backward(pass_ctx *c, int t, int nt)
             const float *bo = w->bo + kj * BH, *xh = w->xh + kj * BH, *istd = w->istd + kj * H;
             const float *hprev = j > 0 ? w->hh + (kj - 1) * BH : w->h0 + (size_t)k * BH;
 #pragma omp barrier
-            grad_rows_masked(B, ua, ub, dcur, H, bo, H, w->pre_h, dv.w_h[j], H, dv.b_h[j], w->s1, w->pa);
+            grad_rows_masked(B, ua, ub, dcur, H, bo, H, w->pre_h, dv.w_h[j], H, dv.b_h[j], w->s1, pa);
             grad_cols_masked(B, ua, ub, dcur, H, v.w_h[j], H, H, w->first_h, dnext, H, w->pw, w->kmax);
             bn_bwd(B, H, ua, ub, dnext, xh, v.bn_g[j], istd, dv.bn_g[j], dv.bn_b[j], dnext, hprev, w->s1, w->s2,
                    w->cf);
@@ -491,14 +493,14 @@ static void backward(pass_ctx *c, int t, int nt)
         }
         /* 4. input and context layers (dcur = d loss / d pre0) */
         const float *ct = w->ct + (size_t)k * BH;
-        grad_rows_masked(B, ua, ub, dcur, H, u, D, w->pre_in, dv.w_in, D, dv.b_in, w->s1, w->pa);
+        grad_rows_masked(B, ua, ub, dcur, H, u, D, w->pre_in, dv.w_in, D, dv.b_in, w->s1, pa);
         if (C > 0) {
             for (int r = 0; r < B; r++)
                 for (int o = ua; o < ub; o++) {
                     size_t i = (size_t)r * H + o;
                     w->dC[i] = dcur[i] * (1.f - ct[i] * ct[i]);
                 }
-            grad_rows_masked(B, ua, ub, w->dC, H, w->xz, C, w->pre_c, dv.w_c, C, dv.b_c, w->s1, w->pa);
+            grad_rows_masked(B, ua, ub, w->dC, H, w->xz, C, w->pre_c, dv.w_c, C, dv.b_c, w->s1, pa);
         }
 #pragma omp barrier
         /* d loss / d u_k: direct term (in gn) + through the input layer */
@@ -542,6 +544,11 @@ sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *w, size_t Bz, const do
     if (nt > B / 2) nt = B / 2 > 0 ? B / 2 : 1;
     /* ~30 barriers per MADE: threads only pay for big layers */
     if ((double)B * f->H * f->H < 2e6) nt = 1;
+    if (nt > w->pa_threads) {
+        float *pa = realloc(w->pa, ((size_t)f->H + SF_GEMM_MR * ((size_t)nt + 1)) * w->bmax * sizeof(float));
+        if (!pa) return SF_ERROR(SF_ENOMEM, "out of memory for the packed panels of %d threads", nt);
+        w->pa = pa, w->pa_threads = nt;
+    }
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();

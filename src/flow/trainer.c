@@ -220,24 +220,25 @@ static void adam_range(float *p, const float *g, float *m, float *v, size_t a, s
     }
 }
 
-/* Global norm clip then one Adam step (deterministic for a thread count). */
+/* Global norm clip then one Adam step.  The squared norm is summed over 256
+ * fixed chunks of the parameters, then the chunks in order: the same value
+ * for any thread count. */
 static void clip_and_adam(sf_flow_trainer *t, int nt)
 {
+    enum { NCHUNK = 256 };
     const size_t np = t->f->n_params;
     float *p = t->f->params, *g = t->grad, *m = t->m, *v = t->v;
-    double part[256] = {0};
-    if (nt > 256) nt = 256;
+    double part[NCHUNK] = {0};
+    if (nt > NCHUNK) nt = NCHUNK;
     if (np < 200000) nt = 1;
-#pragma omp parallel num_threads(nt)
-    {
-        int id = omp_get_thread_num(), n = omp_get_num_threads();
-        size_t a = np * id / n, b = np * (id + 1) / n;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int c = 0; c < NCHUNK; c++) {
         double s = 0;
-        for (size_t i = a; i < b; i++) s += (double)g[i] * g[i];
-        part[id] = s;
+        for (size_t i = np * c / NCHUNK; i < np * (c + 1) / NCHUNK; i++) s += (double)g[i] * g[i];
+        part[c] = s;
     }
     double norm2 = 0;
-    for (int i = 0; i < nt; i++) norm2 += part[i];
+    for (int c = 0; c < NCHUNK; c++) norm2 += part[c];
     double norm = sqrt(norm2);
     float coef = 1.f;
     if (norm > t->cfg.clip_norm) coef = (float)(t->cfg.clip_norm / (norm + 1e-6));
