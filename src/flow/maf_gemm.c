@@ -13,9 +13,10 @@
  * over k, whatever the tile, thread or batch split: results do not depend
  * on the thread count.
  *
- * Layout (GotoBLAS / BLIS style): an A panel holds SF_GEMM_MR rows of the
- * left operand, k-major (P[k*MR + i]); a B panel SF_GEMM_NR columns of the
- * right operand (P[k*NR + j]).  A 6 x 16 tile keeps 12 AVX2 accumulators.
+ * Layout (GotoBLAS / BLIS style): a B panel holds SF_GEMM_NR columns of the
+ * right operand (P[k*NR + j]); the left operand's SF_GEMM_MR rows are read in
+ * place (rows or columns of a row-major matrix: broadcasts need no packing).
+ * A 6 x 16 tile keeps 12 AVX2 accumulators.
  */
 #include <string.h>
 
@@ -58,9 +59,9 @@ static void store_tile(const float *acc, float *C, int ldc, int mr, int nr, int 
     }
 }
 
-/* Both A layouts through one body: A(i, k) = A[i*ai + k*ak]; inlined with
- * constant strides for packed panels (1, MR) and for row-major rows (lda, 1),
- * where the rows past mr repeat row mr-1 (in bounds; never stored). */
+/* Both A layouts through one body: A(i, k) = A[i*ai + k*ak]; inlined with a
+ * constant unit stride for rows (ai, 1) and for columns (1, ak) of a
+ * row-major matrix.  Rows past mr repeat row mr-1 (in bounds; never stored). */
 #ifdef SF_FLOW_AVX2
 static inline __attribute__((always_inline)) void tile_body(int K, const float *A, long ai, long ak, int mr,
                                                             const float *B, int ldb, float *t)
@@ -105,13 +106,13 @@ static inline void tile_body(int K, const float *A, long ai, long ak, int mr, co
 }
 #endif
 
-void sf_gemm_tile(int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int mr, int nr,
+void sf_gemm_tile(int K, const float *A, long ai, long ak, const float *B, int ldb, float *C, int ldc, int mr, int nr,
                   int add, const float *bias, const int *ncol)
 {
     float t[SF_GEMM_MR * SF_GEMM_NR];
-    if (lda == 0)
-        tile_body(K, A, 1, SF_GEMM_MR, mr, B, ldb, t);
+    if (ak == 1)
+        tile_body(K, A, ai, 1, mr, B, ldb, t); /* rows of a row-major matrix */
     else
-        tile_body(K, A, lda, 1, mr, B, ldb, t);
+        tile_body(K, A, 1, ak, mr, B, ldb, t); /* packed panels (ak = MR) or columns of one */
     store_tile(t, C, ldc, mr, nr, add, bias, ncol);
 }

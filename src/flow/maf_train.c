@@ -35,8 +35,6 @@ struct sf_flow_train_ws {
     float *cf;            /* 3H scratch (per unit float coefficients) */
     float *pw;            /* (H + NR) x kmax: packed weight panels, unit j0's tile at pw + j0 kmax (threads own */
     int kmax;             /* disjoint unit ranges, so disjoint slots); kmax = max(H, 2D, C) */
-    float *pa;            /* (H + MR (nt + 1)) x bmax: packed d pre-activation panels (k = batch row); */
-    int pa_threads;       /* thread t's from (ua + MR t) bmax (its panels start at ua, the last may be short) */
     int *pre_in, *pre_c, *pre_h; /* H: columns of u, xz and the hidden layer that unit u sees */
     int *first_h, *first_f;      /* H: first row of the hidden / output weights that sees unit c */
     struct sf_nsf_ws *nsf; /* NSF family: its workspace (nsf_train.c); the rest unused */
@@ -111,7 +109,7 @@ void sf_flow_train_ws_free(sf_flow_train_ws *w)
     free(w->xz); free(w->u); free(w->ct); free(w->h0); free(w->xh); free(w->bo); free(w->hh);
     free(w->istd); free(w->out); free(w->dA); free(w->dB); free(w->dC); free(w->dout);
     free(w->g0); free(w->g1); free(w->ldet); free(w->s1); free(w->s2); free(w->cf);
-    free(w->pw); free(w->pa); free(w->pre_in);
+    free(w->pw); free(w->pre_in);
     free(w);
 }
 
@@ -221,7 +219,7 @@ static void lin_masked(int B, int ua, int ub, const float *X, int ldx, const flo
         for (int j0 = ua; j0 < ub; j0 += SF_GEMM_NR) {
             const int nr = imin(SF_GEMM_NR, ub - j0);
             for (int i = r0; i < imin(B, r0 + ROW_BLOCK); i += SF_GEMM_MR)
-                sf_gemm_tile(pre[j0 + nr - 1], X + (size_t)i * ldx, ldx, pw + (size_t)j0 * ps, SF_GEMM_NR,
+                sf_gemm_tile(pre[j0 + nr - 1], X + (size_t)i * ldx, ldx, 1, pw + (size_t)j0 * ps, SF_GEMM_NR,
                              Y + (size_t)i * ldy + j0, ldy, imin(SF_GEMM_MR, B - i), nr, 0, bias + j0, NULL);
         }
 }
@@ -240,20 +238,17 @@ static void grad_cols_masked(int B, int ca, int cb, const float *dY, int ldy, co
         for (int c0 = ca; c0 < cb; c0 += SF_GEMM_NR) {
             const int nr = imin(SF_GEMM_NR, cb - c0), r0 = first[c0];
             for (int i = i0; i < imin(B, i0 + ROW_BLOCK); i += SF_GEMM_MR)
-                sf_gemm_tile(R - r0, dY + (size_t)i * ldy + r0, ldy, pw + (size_t)c0 * ps, SF_GEMM_NR,
+                sf_gemm_tile(R - r0, dY + (size_t)i * ldy + r0, ldy, 1, pw + (size_t)c0 * ps, SF_GEMM_NR,
                              dX + (size_t)i * ldx + c0, ldx, imin(SF_GEMM_MR, B - i), nr, 0, NULL, NULL);
         }
 }
 
 /* dW[o, 0:pre[o]] = sum over rows of dY[:, o] X[:, 0:pre[o]] and db[o] the
  * column sum of dY, units o in [ua, ub) (masked entries are not written).
- * X (ldx columns) must be readable NR floats past its last row's end; pa
- * holds (ub - ua + MR) B floats of this thread's own. */
+ * X (ldx columns) must be readable NR floats past its last row's end. */
 static void grad_rows_masked(int B, int ua, int ub, const float *dY, int ldy, const float *X, int ldx, const int *pre,
-                             float *dW, int ldw, float *db, double *acc, float *pa)
+                             float *dW, int ldw, float *db, double *acc)
 {
-    for (int o0 = ua; o0 < ub; o0 += SF_GEMM_MR)
-        sf_gemm_pack(SF_GEMM_MR, imin(SF_GEMM_MR, ub - o0), B, dY + o0, ldy, 1, pa + (size_t)(o0 - ua) * B);
     for (int b0 = ua; b0 < ub; b0 += ROW_BLOCK) {
         const int b1 = imin(ub, b0 + ROW_BLOCK);
         for (int j0 = 0; j0 < pre[b1 - 1]; j0 += SF_GEMM_NR)
@@ -262,7 +257,7 @@ static void grad_rows_masked(int B, int ua, int ub, const float *dY, int ldy, co
                 if (pre[o0 + mr - 1] <= j0) continue;
                 int ncol[SF_GEMM_MR];
                 for (int i = 0; i < mr; i++) ncol[i] = pre[o0 + i] - j0;
-                sf_gemm_tile(B, pa + (size_t)(o0 - ua) * B, 0, X + j0, ldx, dW + (size_t)o0 * ldw + j0, ldw, mr,
+                sf_gemm_tile(B, dY + o0, 1, ldy, X + j0, ldx, dW + (size_t)o0 * ldw + j0, ldw, mr,
                              imin(SF_GEMM_NR, ldx - j0), 0, NULL, ncol);
             }
     }
@@ -436,7 +431,6 @@ static void backward(pass_ctx *c, int t, int nt)
     int r0, r1, ua, ub;
     slice(0, B, t, nt, &r0, &r1);
     own_units(f, PHASE_BACKWARD, t, nt, &ua, &ub);
-    float *pa = w->pa + (size_t)(ua + SF_GEMM_MR * t) * w->bmax;
     const float *zK = w->u + (size_t)f->K * w->bmax * D;
     for (int r = r0; r < r1; r++)
         for (int d = 0; d < D; d++) g[(size_t)r * D + d] = zK[(size_t)r * D + d] * invB;
@@ -483,7 +477,7 @@ static void backward(pass_ctx *c, int t, int nt)
             const float *bo = w->bo + kj * BH, *xh = w->xh + kj * BH, *istd = w->istd + kj * H;
             const float *hprev = j > 0 ? w->hh + (kj - 1) * BH : w->h0 + (size_t)k * BH;
 #pragma omp barrier
-            grad_rows_masked(B, ua, ub, dcur, H, bo, H, w->pre_h, dv.w_h[j], H, dv.b_h[j], w->s1, pa);
+            grad_rows_masked(B, ua, ub, dcur, H, bo, H, w->pre_h, dv.w_h[j], H, dv.b_h[j], w->s1);
             grad_cols_masked(B, ua, ub, dcur, H, v.w_h[j], H, H, w->first_h, dnext, H, w->pw, w->kmax);
             bn_bwd(B, H, ua, ub, dnext, xh, v.bn_g[j], istd, dv.bn_g[j], dv.bn_b[j], dnext, hprev, w->s1, w->s2,
                    w->cf);
@@ -493,14 +487,14 @@ static void backward(pass_ctx *c, int t, int nt)
         }
         /* 4. input and context layers (dcur = d loss / d pre0) */
         const float *ct = w->ct + (size_t)k * BH;
-        grad_rows_masked(B, ua, ub, dcur, H, u, D, w->pre_in, dv.w_in, D, dv.b_in, w->s1, pa);
+        grad_rows_masked(B, ua, ub, dcur, H, u, D, w->pre_in, dv.w_in, D, dv.b_in, w->s1);
         if (C > 0) {
             for (int r = 0; r < B; r++)
                 for (int o = ua; o < ub; o++) {
                     size_t i = (size_t)r * H + o;
                     w->dC[i] = dcur[i] * (1.f - ct[i] * ct[i]);
                 }
-            grad_rows_masked(B, ua, ub, w->dC, H, w->xz, C, w->pre_c, dv.w_c, C, dv.b_c, w->s1, pa);
+            grad_rows_masked(B, ua, ub, w->dC, H, w->xz, C, w->pre_c, dv.w_c, C, dv.b_c, w->s1);
         }
 #pragma omp barrier
         /* d loss / d u_k: direct term (in gn) + through the input layer */
@@ -544,11 +538,6 @@ sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *w, size_t Bz, const do
     if (nt > B / 2) nt = B / 2 > 0 ? B / 2 : 1;
     /* ~30 barriers per MADE: threads only pay for big layers */
     if ((double)B * f->H * f->H < 4e6) nt = 1; /* MAF 8 x 64 at batch 512 (2.1e6): 2 threads were 18% slower */
-    if (nt > w->pa_threads) {
-        float *pa = realloc(w->pa, ((size_t)f->H + SF_GEMM_MR * ((size_t)nt + 1)) * w->bmax * sizeof(float));
-        if (!pa) return SF_ERROR(SF_ENOMEM, "out of memory for the packed panels of %d threads", nt);
-        w->pa = pa, w->pa_threads = nt;
-    }
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
