@@ -43,16 +43,13 @@ void sf_gemm_pack(int w, int r, int K, const float *S, int lds, int trans, float
 }
 
 /* Write the accumulated tile acc (MR x NR, row-major) into C. */
-static void store_tile(const float *acc, float *C, int ldc, int mr, int nr, int add, const float *bias,
-                       const int *ncol)
+static void store_tile(const float *acc, float *C, int ldc, int mr, int nr, const float *bias, const int *ncol)
 {
     for (int i = 0; i < mr; i++) {
         int n = ncol && ncol[i] < nr ? ncol[i] : nr;
         float *c = C + (size_t)i * ldc;
         const float *a = acc + i * SF_GEMM_NR;
-        if (add)
-            for (int j = 0; j < n; j++) c[j] += a[j];
-        else if (bias)
+        if (bias)
             for (int j = 0; j < n; j++) c[j] = a[j] + bias[j];
         else
             for (int j = 0; j < n; j++) c[j] = a[j];
@@ -107,12 +104,12 @@ static inline void tile_body(int K, const float *A, long ai, long ak, int mr, co
 #endif
 
 void sf_gemm_tile(int K, const float *A, long ai, long ak, const float *B, int ldb, float *C, int ldc, int mr, int nr,
-                  int add, const float *bias, const int *ncol)
+                  const float *bias, const int *ncol)
 {
     float t[SF_GEMM_MR * SF_GEMM_NR];
     if (ak == 1)
         tile_body(K, A, ai, 1, mr, B, ldb, t); /* rows of a row-major matrix */
     else
         tile_body(K, A, 1, ak, mr, B, ldb, t); /* packed panels (ak = MR) or columns of one */
-    store_tile(t, C, ldc, mr, nr, add, bias, ncol);
+    store_tile(t, C, ldc, mr, nr, bias, ncol);
 }

@@ -220,7 +220,7 @@ static void lin_masked(int B, int ua, int ub, const float *X, int ldx, const flo
             const int nr = imin(SF_GEMM_NR, ub - j0);
             for (int i = r0; i < imin(B, r0 + ROW_BLOCK); i += SF_GEMM_MR)
                 sf_gemm_tile(pre[j0 + nr - 1], X + (size_t)i * ldx, ldx, 1, pw + (size_t)j0 * ps, SF_GEMM_NR,
-                             Y + (size_t)i * ldy + j0, ldy, imin(SF_GEMM_MR, B - i), nr, 0, bias + j0, NULL);
+                             Y + (size_t)i * ldy + j0, ldy, imin(SF_GEMM_MR, B - i), nr, bias + j0, NULL);
         }
 }
 
@@ -239,7 +239,7 @@ static void grad_cols_masked(int B, int ca, int cb, const float *dY, int ldy, co
             const int nr = imin(SF_GEMM_NR, cb - c0), r0 = first[c0];
             for (int i = i0; i < imin(B, i0 + ROW_BLOCK); i += SF_GEMM_MR)
                 sf_gemm_tile(R - r0, dY + (size_t)i * ldy + r0, ldy, 1, pw + (size_t)c0 * ps, SF_GEMM_NR,
-                             dX + (size_t)i * ldx + c0, ldx, imin(SF_GEMM_MR, B - i), nr, 0, NULL, NULL);
+                             dX + (size_t)i * ldx + c0, ldx, imin(SF_GEMM_MR, B - i), nr, NULL, NULL);
         }
 }
 
@@ -258,7 +258,7 @@ static void grad_rows_masked(int B, int ua, int ub, const float *dY, int ldy, co
                 int ncol[SF_GEMM_MR];
                 for (int i = 0; i < mr; i++) ncol[i] = pre[o0 + i] - j0;
                 sf_gemm_tile(B, dY + o0, 1, ldy, X + j0, ldx, dW + (size_t)o0 * ldw + j0, ldw, mr,
-                             imin(SF_GEMM_NR, ldx - j0), 0, NULL, ncol);
+                             imin(SF_GEMM_NR, ldx - j0), NULL, ncol);
             }
     }
     for (int o = ua; o < ub; o++) acc[o] = 0;
