@@ -23,18 +23,60 @@
 #include "flow/flow_impl.h"
 #include "flow/flow_simd.h"
 
+#ifdef SF_FLOW_AVX2
+/* Transpose the 8 x 8 block at S (rows i, columns k; row stride lds) into
+ * P[k*w + i] (8 rows of 8 at stride w). */
+static inline void transpose8(const float *S, long lds, float *P, int w)
+{
+    __m256 r0 = _mm256_loadu_ps(S), r1 = _mm256_loadu_ps(S + lds), r2 = _mm256_loadu_ps(S + 2 * lds),
+           r3 = _mm256_loadu_ps(S + 3 * lds), r4 = _mm256_loadu_ps(S + 4 * lds), r5 = _mm256_loadu_ps(S + 5 * lds),
+           r6 = _mm256_loadu_ps(S + 6 * lds), r7 = _mm256_loadu_ps(S + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+           t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+           t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    r0 = _mm256_shuffle_ps(t0, t2, 0x44), r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    r2 = _mm256_shuffle_ps(t1, t3, 0x44), r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    r4 = _mm256_shuffle_ps(t4, t6, 0x44), r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    r6 = _mm256_shuffle_ps(t5, t7, 0x44), r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(P, _mm256_permute2f128_ps(r0, r4, 0x20));
+    _mm256_storeu_ps(P + w, _mm256_permute2f128_ps(r1, r5, 0x20));
+    _mm256_storeu_ps(P + 2 * w, _mm256_permute2f128_ps(r2, r6, 0x20));
+    _mm256_storeu_ps(P + 3 * w, _mm256_permute2f128_ps(r3, r7, 0x20));
+    _mm256_storeu_ps(P + 4 * w, _mm256_permute2f128_ps(r0, r4, 0x31));
+    _mm256_storeu_ps(P + 5 * w, _mm256_permute2f128_ps(r1, r5, 0x31));
+    _mm256_storeu_ps(P + 6 * w, _mm256_permute2f128_ps(r2, r6, 0x31));
+    _mm256_storeu_ps(P + 7 * w, _mm256_permute2f128_ps(r3, r7, 0x31));
+}
+#endif
+
 void sf_gemm_pack(int w, int r, int K, const float *S, int lds, int trans, float *P)
 {
     if (trans) {
         for (int k = 0; k < K; k++) {
             const float *s = S + (size_t)k * lds;
             float *p = P + (size_t)k * w;
-            for (int i = 0; i < r; i++) p[i] = s[i];
-            for (int i = r; i < w; i++) p[i] = 0.f;
+            int i = 0;
+#ifdef SF_FLOW_AVX2
+            for (; i + 8 <= r; i += 8) _mm256_storeu_ps(p + i, _mm256_loadu_ps(s + i));
+#endif
+            for (; i < r; i++) p[i] = s[i];
+            for (; i < w; i++) p[i] = 0.f;
         }
         return;
     }
-    for (int i = 0; i < r; i++) {
+    int i0 = 0;
+#ifdef SF_FLOW_AVX2
+    /* whole 8 x 8 blocks by register transposes (row blocks of 8 inside the panel) */
+    if (w % 8 == 0) {
+        const int r8 = r / 8 * 8, k8 = K / 8 * 8;
+        for (int i = 0; i < r8; i += 8)
+            for (int k = 0; k < k8; k += 8) transpose8(S + (size_t)i * lds + k, lds, P + (size_t)k * w + i, w);
+        for (int i = 0; i < r8; i++) /* the K tail of those rows */
+            for (int k = k8; k < K; k++) P[(size_t)k * w + i] = S[(size_t)i * lds + k];
+        i0 = r8;
+    }
+#endif
+    for (int i = i0; i < r; i++) {
         const float *s = S + (size_t)i * lds;
         for (int k = 0; k < K; k++) P[(size_t)k * w + i] = s[k];
     }
