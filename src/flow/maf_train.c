@@ -1,14 +1,15 @@
 /*
- * MAF training-mode forward and backward pass (hand-written, CBLAS sgemm).
+ * MAF training-mode forward and backward pass (hand-written).
  *
- * Threads split the hidden units: thread t owns the t-th slice of every
- * degree group, computes those units' pre-activations (one sgemm per slice,
- * only the unmasked block: rows of degree g see the column prefix of
- * degree <= g), their activations and batch norm (per-unit statistics need
- * all batch rows of a unit, which the owner has), the matching rows of the
- * weight gradients, and the matching columns of the backpropagated
- * gradients (columns of degree group g receive contributions from a row
- * suffix only).  Barriers separate layers.
+ * Threads split the hidden units: in each phase thread t owns one
+ * contiguous range of units (own_units) and computes their pre-activations
+ * (only the unmasked block: units of degree g see the column prefix of
+ * degree <= g), activations and batch norm (per-unit statistics need all
+ * batch rows of a unit, which the owner has), their rows of the weight
+ * gradients and their columns of the back-propagated gradients (a column of
+ * degree g receives contributions from a row suffix only).  The masked
+ * products run through the packed micro-kernel of maf_gemm.c, so every
+ * result is the same for any thread count.  Barriers separate phases.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -33,8 +34,8 @@ struct sf_flow_train_ws {
     double *ldet;         /* bmax */
     double *s1, *s2;      /* max(H, 2D) scratch (per unit sums; the output layer has 2D units) */
     float *cf;            /* 3H scratch (per unit float coefficients) */
-    float *pw;            /* (H + NR) x kmax: packed weight panels, unit j0's tile at pw + j0 kmax (threads own */
-    int kmax;             /* disjoint unit ranges, so disjoint slots); kmax = max(H, 2D, C) */
+    float *pw;            /* (H + NR) x kmax packed weight panels: the tile of units j0.. at pw + j0 kmax */
+    int kmax;             /* max(H, 2D, C) (threads own disjoint unit ranges, so disjoint slots) */
     int *pre_in, *pre_c, *pre_h; /* H: columns of u, xz and the hidden layer that unit u sees */
     int *first_h, *first_f;      /* H: first row of the hidden / output weights that sees unit c */
     struct sf_nsf_ws *nsf; /* NSF family: its workspace (nsf_train.c); the rest unused */
@@ -122,7 +123,8 @@ static inline void slice(int rs, int re, int t, int nt, int *a, int *b)
 }
 
 /* Work of a hidden unit u in each threaded phase, in multiply-adds per batch
- * row (the constants measured on the 2-core VM at SEDflow's size): */
+ * row (the backward weights fitted to per-phase timings of both threads on
+ * the 2-core VM at SEDflow's size, 2026-12-01): */
 enum { PHASE_UNIFORM, PHASE_FORWARD, PHASE_BACKWARD };
 static double unit_cost(const sf_flow *f, int phase, int u)
 {
@@ -131,7 +133,7 @@ static double unit_cost(const sf_flow *f, int phase, int u)
     const int s = f->H - (g > 0 ? f->cnt_le[g - 1] : 0); /* hidden units that see it (its column) */
     switch (phase) {
     case PHASE_FORWARD: return p + 16;                       /* its row of W, then its tanh */
-    case PHASE_BACKWARD: return 2.0 * (p + 160) + 3.0 * s;   /* dW row (+ packing, bias sum), dX column */
+    case PHASE_BACKWARD: return 2.0 * (p + 160) + 3.0 * s;   /* dW row (+ its bias sum), dX column */
     default: return 1;                                       /* batch norm, input layer, tanh */
     }
 }
@@ -371,8 +373,7 @@ static void forward(pass_ctx *c, int t, int nt)
         sf_maf_view_of(f, f->params, k, &v);
         const float *u = w->u + (size_t)k * w->bmax * D;
         float *ct = w->ct + k * BH, *h0 = w->h0 + k * BH;
-        /* forward products over super-runs within this thread's units
-         * (masked weights are exactly 0) */
+        /* input and context layers of this thread's batch-norm units */
         lin_masked(B, ca, cb, u, D, v.w_in, D, w->pre_in, v.b_in, h0, H, w->pw, w->kmax);
         if (C > 0) lin_masked(B, ca, cb, w->xz, C, v.w_c, C, w->pre_c, v.b_c, ct, H, w->pw, w->kmax);
         for (int r = 0; r < B; r++) {
@@ -536,8 +537,9 @@ sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *w, size_t Bz, const do
     pass_ctx ctx = {f, w, B, update_running, grad};
     int nt = sf_flow_nthreads(nthreads);
     if (nt > B / 2) nt = B / 2 > 0 ? B / 2 : 1;
-    /* ~30 barriers per MADE: threads only pay for big layers */
-    if ((double)B * f->H * f->H < 4e6) nt = 1; /* MAF 8 x 64 at batch 512 (2.1e6): 2 threads were 18% slower */
+    /* ~11 barriers per MADE: threads only pay for big layers (MAF 8 x 64 at
+     * batch 512, B H^2 = 2.1e6, ran 18% slower on 2 threads) */
+    if ((double)B * f->H * f->H < 4e6) nt = 1;
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), n = omp_get_num_threads();
