@@ -6,12 +6,14 @@
  * matrices are block-triangular (55% dense at D = 11), so OpenBLAS is called
  * once per degree group on thin slices and repacks the shared operand
  * (the batch activations) on every call: 17% of training time at SEDflow's
- * size, and the repacking is duplicated in every thread.  Here the shared
- * operand is packed once per layer into panels that all threads read, and
- * each micro-tile runs over exactly the inner-dimension range its mask
- * allows.  Every output element is one sequential chain of multiply-adds
- * over k, whatever the tile, thread or batch split: results do not depend
- * on the thread count.
+ * size, and the repacking is duplicated in every thread; and its value of
+ * an element depends on where the element falls in the call, so slices cut
+ * differently for 1 and 2 threads gave different bytes.  Here each thread
+ * packs the weight panels of its own units once per layer, the activations
+ * are read in place, and each micro-tile runs over exactly the inner range
+ * its mask allows.  Every output element is one sequential chain of
+ * multiply-adds over k, whatever the tile, thread or batch split: results
+ * do not depend on the thread count.
  *
  * Layout (GotoBLAS / BLIS style): a B panel holds SF_GEMM_NR columns of the
  * right operand (P[k*NR + j]); the left operand's SF_GEMM_MR rows are read in
