@@ -144,11 +144,13 @@ void sf_maf_lin_rows(int B, int a, int b, int p, const float *X, int ldx, const 
 void sf_gemm_pack(int w, int r, int K, const float *S, int lds, int trans, float *P);
 
 /* One micro-tile: C[i*ldc + j] = sum_{k<K} A[i*ai + k*ak] B[k*ldb + j]
- * (+ bias[j] when bias != NULL) for
- * i < mr, j < nr and, when ncol != NULL, j < ncol[i].  ai == 1 or ak == 1:
- * mr rows (ai = lda, ak = 1) or columns (ai = 1, ak = lda) of a row-major
- * matrix, or a packed panel (1, MR).  Each element is one chain of
- * multiply-adds in k order, whatever the tile it falls in. */
+ * (+ bias[j] when bias != NULL) for i < mr, j < nr and, when ncol != NULL,
+ * j < ncol[i]; nothing else of C is written.  A: mr rows (ai = lda, ak = 1)
+ * or columns (ai = 1, ak = lda) of a row-major matrix, or a packed panel
+ * (1, MR); ai == 1 or ak == 1.  B: 16 readable floats per k (a panel from
+ * sf_gemm_pack, ldb = NR, or rows of a matrix with slack past its end).
+ * Each element is one chain of multiply-adds in k order, whatever the tile
+ * it falls in: the bytes do not depend on how a product is tiled. */
 void sf_gemm_tile(int K, const float *A, long ai, long ak, const float *B, int ldb, float *C, int ldc, int mr, int nr,
                   const float *bias, const int *ncol);
 
