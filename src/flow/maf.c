@@ -49,6 +49,70 @@ void sf_maf_view_of(const sf_flow *f, float *base, int k, sf_maf_view *v)
     v->b_f = p;
 }
 
+/* Append [a, a + len) to the run list r (n runs, capacity cap), merged with
+ * the last run when contiguous. */
+static int push_run(size_t (**r)[2], size_t *n, size_t *cap, size_t a, size_t len)
+{
+    if (len == 0) return 0;
+    if (*n > 0 && (*r)[*n - 1][1] == a) {
+        (*r)[*n - 1][1] = a + len;
+        return 0;
+    }
+    if (*n == *cap) {
+        size_t nc = *cap ? 2 * *cap : 256;
+        size_t(*t)[2] = realloc(*r, nc * sizeof **r);
+        if (!t) return -1;
+        *r = t, *cap = nc;
+    }
+    (*r)[*n][0] = a, (*r)[*n][1] = a + len;
+    (*n)++;
+    return 0;
+}
+
+/* The rows of a masked matrix at offset off (ld columns): row i keeps its
+ * prefix of runs[q].p columns. */
+static int push_masked(size_t (**r)[2], size_t *n, size_t *cap, size_t off, size_t ld, const sf_maf_run *runs,
+                       int n_runs)
+{
+    for (int q = 0; q < n_runs; q++)
+        for (int i = runs[q].rs; i < runs[q].re; i++)
+            if (push_run(r, n, cap, off + (size_t)i * ld, (size_t)runs[q].p)) return -1;
+    return 0;
+}
+
+sf_status sf_flow_param_runs(const sf_flow *f, size_t (**runs)[2], size_t *n_runs)
+{
+    size_t(*r)[2] = NULL, n = 0, cap = 0;
+    int bad = 0;
+    if (f->nsf) {
+        bad = push_run(&r, &n, &cap, 0, f->n_params);
+    } else {
+        const size_t H = (size_t)f->H, D = (size_t)f->D;
+        for (int k = 0; k < f->K && !bad; k++) {
+            sf_maf_view v;
+            sf_maf_view_of(f, f->params, k, &v);
+#define OFF(ptr) ((size_t)((ptr) - f->params))
+            bad |= push_masked(&r, &n, &cap, OFF(v.w_in), D, f->run_in, f->n_run_in);
+            bad |= push_run(&r, &n, &cap, OFF(v.b_in), OFF(v.bn_g[0]) - OFF(v.b_in)); /* b_in, w_c, b_c */
+            for (int j = 0; j < SF_MAF_NBLOCKS; j++) {
+                bad |= push_run(&r, &n, &cap, OFF(v.bn_g[j]), 2 * H);
+                bad |= push_masked(&r, &n, &cap, OFF(v.w_h[j]), H, f->run_h, f->n_run_h);
+                bad |= push_run(&r, &n, &cap, OFF(v.b_h[j]), H);
+            }
+            bad |= push_masked(&r, &n, &cap, OFF(v.w_f), H, f->run_f, f->n_run_f);
+            bad |= push_run(&r, &n, &cap, OFF(v.b_f), 2 * D);
+#undef OFF
+        }
+    }
+    if (bad) {
+        free(r);
+        *runs = NULL, *n_runs = 0;
+        return SF_ERROR(SF_ENOMEM, "out of memory for the parameter runs");
+    }
+    *runs = r, *n_runs = n;
+    return SF_OK;
+}
+
 int sf_flow_nthreads(int requested)
 {
     int n = requested > 0 ? requested : omp_get_max_threads();
