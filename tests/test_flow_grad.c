@@ -89,39 +89,6 @@ static void check_flow(int D, int C, int H, int K, int B, uint64_t seed, int tri
     CHECK(loss2 == loss && !memcmp(grad, grad1, np * sizeof(float)), "%s: 1 vs 2 threads: identical loss and gradient",
           tag);
 
-    /* the parameters that can be nonzero (the trainer's Adam skips the rest):
-     * sorted disjoint runs, every nonzero gradient inside one, and exactly
-     * the unmasked entries by count (from the nflows degrees, independently) */
-    {
-        size_t(*runs)[2] = NULL, nr = 0, inside = 0;
-        CHECK(sf_flow_param_runs(f, &runs, &nr) == SF_OK, "%s: parameter runs", tag);
-        char *in = calloc(np, 1);
-        int sorted = 1, covered = 1;
-        for (size_t q = 0; q < nr; q++) {
-            sorted &= runs[q][0] < runs[q][1] && runs[q][1] <= np && (q == 0 || runs[q - 1][1] < runs[q][0]);
-            for (size_t i = runs[q][0]; i < runs[q][1] && i < np; i++) in[i] = 1;
-            inside += runs[q][1] - runs[q][0];
-        }
-        for (size_t i = 0; i < np; i++) covered &= grad[i] == 0.0f || in[i];
-        int *dg = malloc(sizeof(int) * H);
-        ref_hdeg(D, H, dg);
-        size_t masked = 0;
-        for (int o = 0; o < H; o++) {
-            int le = 0;
-            for (int u = 0; u < H; u++) le += dg[u] <= dg[o];
-            masked += (size_t)(D - (dg[o] < D ? dg[o] : D)) + 2 * (size_t)(H - le); /* w_in row, w_h rows */
-        }
-        for (int d = 1; d <= D; d++) {
-            int lt = 0;
-            for (int u = 0; u < H; u++) lt += dg[u] < d;
-            masked += 2 * (size_t)(H - lt); /* the two w_f rows of output d */
-        }
-        CHECK(sorted && covered && inside == np - (size_t)K * masked,
-              "%s: %zu parameter runs hold the %zu unmasked entries (%zu), sorted, every nonzero gradient inside",
-              tag, nr, np - (size_t)K * masked, inside);
-        free(dg), free(in), free(runs);
-    }
-
     /* per parameter type, first and last MADE */
     const char *names[] = {"w_in", "b_in", "w_c", "b_c", "bn_g0", "bn_b0", "w_h0", "b_h0", "bn_g1", "bn_b1", "w_h1", "b_h1", "w_f", "b_f"};
     for (int kk = 0; kk < 2; kk++) {

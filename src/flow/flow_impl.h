@@ -121,13 +121,6 @@ void sf_flow_blas_single(void);
 /* Append a history row (grows the array). */
 sf_status sf_flow_hist_push(sf_flow *f, const double row[SF_FLOW_HIST_COLS]);
 
-/* The parameters that can be nonzero, as sorted disjoint [start, end) runs
- * of the flat buffer (malloc'd, *n_runs of them): everything but the masked
- * entries of the MAF's w_in, w_h and w_f, which stay exactly 0 in training
- * (zero gradient, zero Adam moments); the whole buffer for an NSF.
- * Errors: SF_ENOMEM. */
-sf_status sf_flow_param_runs(const sf_flow *f, size_t (**runs)[2], size_t *n_runs);
-
 /* Row-major BLAS through OpenBLAS's Fortran symbols (flow_blas.c):
  * C (M x N) = alpha op(A) op(B) + beta C, op = transpose when trans != 0;
  * y (M) = alpha A x + beta y for A M x N. */

@@ -37,7 +37,6 @@ struct sf_flow_trainer {
     long epoch; /* completed epochs */
     long long step;
     float *grad, *m, *v, *best, *best_bn;
-    size_t (*runs)[2], n_runs; /* the parameters that can be nonzero (sf_flow_param_runs) */
     double best_val;
     long best_epoch;
     int since;
@@ -78,7 +77,7 @@ void sf_flow_train_config_default(sf_flow_train_config *c)
 void sf_flow_trainer_free(sf_flow_trainer *t)
 {
     if (!t) return;
-    free(t->idx); free(t->order); free(t->grad); free(t->m); free(t->v); free(t->best); free(t->best_bn); free(t->runs);
+    free(t->idx); free(t->order); free(t->grad); free(t->m); free(t->v); free(t->best); free(t->best_bn);
     free(t->bth); free(t->bx); free(t->vth); free(t->vx); free(t->vlq);
     free(t->pth); free(t->px);
     sf_flow_train_ws_free(t->ws);
@@ -139,7 +138,6 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
         goto fail;
     }
     if ((st = sf_flow_train_ws_alloc(f, cfg->batch, &t->ws))) goto fail;
-    if ((st = sf_flow_param_runs(f, &t->runs, &t->n_runs))) goto fail;
     if ((st = sf_flow_train_split(d->n, cfg, t->idx, NULL))) goto fail;
     sf_flow_data_rows(d, t->idx + t->n_train, n_val, t->vth, t->vx);
     /* precise-BN rows: the first n_pbn of the seeded training split, the
@@ -222,40 +220,21 @@ static void adam_range(float *p, const float *g, float *m, float *v, size_t a, s
     }
 }
 
-/* The first of the n sorted disjoint runs that ends after a (n when none). */
-static size_t first_run(size_t (*runs)[2], size_t n, size_t a)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (runs[mid][1] > a) hi = mid;
-        else lo = mid + 1;
-    }
-    return lo;
-}
-
-/* Global norm clip then one Adam step, over the parameters that can be
- * nonzero only (the MAF's masked weights have zero gradients and moments:
- * skipping them changes no bit, and saves 43% of the memory traffic at
- * SEDflow's size).  The squared norm is summed over 256 fixed chunks of the
- * parameters, then the chunks in order: the same value for any thread count. */
+/* Global norm clip then one Adam step.  The squared norm is summed over 256
+ * fixed chunks of the parameters, then the chunks in order: the same value
+ * for any thread count. */
 static void clip_and_adam(sf_flow_trainer *t, int nt)
 {
     enum { NCHUNK = 256 };
-    const size_t np = t->f->n_params, nr = t->n_runs;
-    size_t(*runs)[2] = t->runs;
+    const size_t np = t->f->n_params;
     float *p = t->f->params, *g = t->grad, *m = t->m, *v = t->v;
     double part[NCHUNK] = {0};
     if (nt > NCHUNK) nt = NCHUNK;
     if (np < 200000) nt = 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int c = 0; c < NCHUNK; c++) {
-        const size_t a = np * c / NCHUNK, b = np * (c + 1) / NCHUNK;
         double s = 0;
-        for (size_t q = first_run(runs, nr, a); q < nr && runs[q][0] < b; q++) {
-            const size_t e = runs[q][1] < b ? runs[q][1] : b;
-            for (size_t i = runs[q][0] > a ? runs[q][0] : a; i < e; i++) s += (double)g[i] * g[i];
-        }
+        for (size_t i = np * c / NCHUNK; i < np * (c + 1) / NCHUNK; i++) s += (double)g[i] * g[i];
         part[c] = s;
     }
     double norm2 = 0;
@@ -270,10 +249,8 @@ static void clip_and_adam(sf_flow_trainer *t, int nt)
 #pragma omp parallel num_threads(nt)
     {
         int id = omp_get_thread_num(), n = omp_get_num_threads();
-        const size_t a = np * id / n, b = np * (id + 1) / n;
-        for (size_t q = first_run(runs, nr, a); q < nr && runs[q][0] < b; q++)
-            adam_range(p, g, m, v, runs[q][0] > a ? runs[q][0] : a, runs[q][1] < b ? runs[q][1] : b, coef, b1, b2,
-                       step_size, 1.f / sbc2, eps);
+        size_t a = np * id / n, b = np * (id + 1) / n;
+        adam_range(p, g, m, v, a, b, coef, b1, b2, step_size, 1.f / sbc2, eps);
     }
 }
 
