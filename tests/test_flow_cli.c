@@ -45,7 +45,10 @@ int main(void)
     rc = tu_run(cmd, out, sizeof out);
     int lines = 0;
     for (char *s = out; *s; s++) lines += *s == '\n';
-    CHECK(rc == 0 && lines == 502 && strstr(out, "acceptance fraction"), "sample prints 500 rows + header/trailer (%d lines)", lines);
+    CHECK(rc == 0 && lines == 503 && strstr(out, "acceptance fraction"),
+          "sample prints 500 rows + names, units and trailer lines (%d lines)", lines);
+    CHECK(strstr(out, "# units: kpc,Gyr,dex,mag,-,-,-,-\n") != NULL,
+          "sample's header gives the units recorded from the training file");
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5 --n 5 2>&1", bin, model);
     CHECK(tu_run(cmd, out, sizeof out) == 2, "wrong number of --x values is a usage error");
     snprintf(cmd, sizeof cmd, "%s logprob --model %s --data %s 2>&1", bin, data, data);

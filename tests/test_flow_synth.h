@@ -93,6 +93,7 @@ static inline int synth_write(const char *path, const synth_model *m, size_t n, 
         bad |= sf_h5_write_double(f, "prior/lower", 1, &dp, lo, 0) != SF_OK;
         bad |= sf_h5_write_double(f, "prior/upper", 1, &dp, hi, 0) != SF_OK;
         bad |= sf_h5_attr_set_string(f, "theta_u", "names", "a,b,c,d,e,f,g,h") != SF_OK;
+        bad |= sf_h5_attr_set_string(f, "theta_u", "units", "kpc,Gyr,dex,mag,-,-,-,-") != SF_OK;
         H5Fclose(f);
     }
     free(th);

@@ -153,7 +153,8 @@ int main(void)
     rc = tu_run(cmd, out, sizeof out);
     int lines = 0;
     for (char *s = out; *s; s++) lines += *s == '\n';
-    CHECK(rc == 0 && lines == 502 && strstr(out, "acceptance fraction"), "sample prints 500 rows (%d lines)", lines);
+    CHECK(rc == 0 && lines == 503 && strstr(out, "acceptance fraction") && strstr(out, "# units: "),
+          "sample prints 500 rows + names, units and trailer lines (%d lines)", lines);
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s --flow nsf --bins 65 2>&1", bin, data, model);
     CHECK(tu_run(cmd, out, sizeof out) == 2, "--bins 65 is a usage error");
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s --flow xyz 2>&1", bin, data, model);

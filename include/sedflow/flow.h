@@ -154,6 +154,8 @@ void sf_flow_set_names(sf_flow *f, const char *theta_names, const char *theta_un
                        const char *x_names, const char *x_units);
 const char *sf_flow_theta_names(const sf_flow *f);
 const char *sf_flow_x_names(const sf_flow *f);
+/* theta's units, comma-separated as the names ("" when the model has none). */
+const char *sf_flow_theta_units(const sf_flow *f);
 
 /* Fold the BN running statistics into the evaluation weights (MAF; an NSF
  * has nothing to fold and only becomes prepared).  Must be called after the

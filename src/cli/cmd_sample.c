@@ -15,8 +15,10 @@ static void help(void)
            "For a SED model (C = 11: 5 magnitudes, 5 sigmas, z) a '# warning' line (also on\n"
            "stderr) says when z or a colour lies outside the training support (/support;\n"
            "'sedflow infer' makes all the per-galaxy checks, docs/INFER.md).\n"
-           "Prints one sample per line (D columns); a '#' header names the columns and a\n"
-           "'#' trailer gives the number accepted and the acceptance fraction.\n\n"
+           "Prints one sample per line (D columns); '#' header lines name the columns and\n"
+           "give their units (shipped SED models: logmstar [log10 Msun], u1..u3, fburst\n"
+           "[-], tburst [Gyr], log10_gamma1, log10_gamma2 [dex], tau_bc, tau_ism, n_dust\n"
+           "[-]), and a '#' trailer gives the number accepted and the acceptance fraction.\n\n"
            "  --model PATH          model file written by 'sedflow train'\n"
            "  --x LIST              the C conditioning features, comma-separated (SEDflow:\n"
            "                        u,g,r,i,z magnitudes, their 5 sigmas [mag], redshift)\n"
@@ -87,6 +89,7 @@ int cmd_sample(int argc, char **argv)
     if (!st) {
         if (*warn) printf("# warning: x outside the training support:%s the draws extrapolate\n", warn);
         printf("# %s\n", *sf_flow_theta_names(f) ? sf_flow_theta_names(f) : "theta");
+        if (*sf_flow_theta_units(f)) printf("# units: %s\n", sf_flow_theta_units(f));
         for (size_t i = 0; i < acc; i++) {
             for (int d = 0; d < cfg->D; d++) printf(d ? " %.8g" : "%.8g", s[i * cfg->D + d]);
             putchar('\n');

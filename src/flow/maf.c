@@ -417,6 +417,7 @@ void sf_flow_set_names(sf_flow *f, const char *tn, const char *tu, const char *x
 
 const char *sf_flow_theta_names(const sf_flow *f) { return f->theta_names; }
 const char *sf_flow_x_names(const sf_flow *f) { return f->x_names; }
+const char *sf_flow_theta_units(const sf_flow *f) { return f->theta_units; }
 
 size_t sf_flow_history(const sf_flow *f, const double **rows)
 {

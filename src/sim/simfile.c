@@ -22,16 +22,18 @@ typedef struct {
 
 static const column COLUMNS[] = {
     {"candidate", 1, 1, "", "global candidate index (random stream) of the row"},
-    {"theta", SF_NTHETA, 0, "see column_names", "physical parameters: logmstar, beta1..4, fburst, tburst, gamma1, gamma2, tau_bc, tau_ism, n_dust"},
-    {"theta_u", SF_NU, 0, "see column_names", "sampling-space parameters (the flow's theta)"},
+    {"theta", SF_NTHETA, 0, "log10 Msun,-,-,-,-,-,Gyr,-,-,-,-,-",
+     "physical parameters: logmstar, beta1..4, fburst, tburst, gamma1, gamma2, tau_bc, tau_ism, n_dust"},
+    {"theta_u", SF_NU, 0, "log10 Msun,-,-,-,-,Gyr,dex,dex,-,-,-", "sampling-space parameters (the flow's theta)"},
     {"z", 1, 0, "", "redshift"},
     {"flux_nmgy_true", SF_NBANDS, 0, "nanomaggies", "noiseless ugriz flux from the forward model"},
     {"flux_nmgy", SF_NBANDS, 0, "nanomaggies", "noisy ugriz flux (paper eq. 4)"},
     {"sigma_nmgy", SF_NBANDS, 0, "nanomaggies", "ugriz flux uncertainty"},
     {"mag", SF_NBANDS, 0, "AB mag", "ugriz magnitude of the noisy flux"},
     {"sigma_mag", SF_NBANDS, 0, "mag", "ugriz magnitude uncertainty drawn from the noise model (eq. 5)"},
-    {"x", SF_NX, 0, "mag, mag, -", "flow context: mag_u..mag_z, sigma_u..sigma_z, z"},
-    {"derived", SF_NDERIVED, 0, "Msun/yr, -, Gyr", "sfr_1gyr, z_mw, tage_mw_gyr"},
+    {"x", SF_NX, 0, "AB mag,AB mag,AB mag,AB mag,AB mag,mag,mag,mag,mag,mag,-",
+     "flow context: mag_u..mag_z, sigma_u..sigma_z, z"},
+    {"derived", SF_NDERIVED, 0, "Msun/yr,-,Gyr", "sfr_1gyr, z_mw, tage_mw_gyr"},
 };
 #define NCOL ((int)(sizeof COLUMNS / sizeof COLUMNS[0]))
 
