@@ -51,6 +51,20 @@ int main(void)
           "sample's header gives the units recorded from the training file");
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5 --n 5 2>&1", bin, model);
     CHECK(tu_run(cmd, out, sizeof out) == 2, "wrong number of --x values is a usage error");
+    /* OpenMP crashed on 100,000 threads; 3e9 wrapped when cast to int */
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5,0.5 --n 5 --threads 100000 2>&1", bin, model);
+    CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "--threads must be 0 (all cores) to 1024"),
+          "--threads 100000 is a usage error: %.120s", out);
+    snprintf(cmd, sizeof cmd, "%s train --data %s --out %s/t.h5 --threads 3000000000 2>&1", bin, data, dir);
+    CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "--threads must be"), "train --threads 3e9 is a usage error");
+    snprintf(cmd, sizeof cmd, "%s train --data %s --out %s/t.h5 --val-frac 1 2>&1", bin, data, dir);
+    CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "--val-frac 1: must be in (0, 1)"),
+          "train --val-frac 1 names the option: %.120s", out);
+    /* a SED model's sigmas must be positive */
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --x 17.5,16.2,15.6,15.3,15.1,0.05,-0.01,0.01,0.01,0.02,0.05 --n 5 2>&1",
+             bin, tu_path(tu_data_dir(), "../models/sedflow_default.h5"));
+    rc = tu_run(cmd, out, sizeof out);
+    CHECK(rc == 2 && strstr(out, "sigma_g = -0.01 mag) must be > 0"), "a negative sigma is a usage error: %.120s", out);
     snprintf(cmd, sizeof cmd, "%s logprob --model %s --data %s 2>&1", bin, data, data);
     CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, "not a sedflow flow model"), "a training file is not a model: %.200s", out);
     struct stat d0, d1;

@@ -119,7 +119,7 @@ int cmd_compare(int argc, char **argv)
             plot_id = v, have_plot_id = 1;
             break;
         }
-        case 'T': if (cli_parse_long(cmd, "--threads", optarg, &threads)) return 2; break;
+        case 'T': if (cli_parse_threads(cmd, optarg, &threads)) return 2; break;
         case 'd': data = optarg; break;
         case 'h': help(&ma); return 0;
         default: return cli_usage_error(cmd, "unknown option");

@@ -280,7 +280,7 @@ int cmd_infer(int argc, char **argv)
             else io.seed = (uint64_t)v;
             break;
         case 'T':
-            if (cli_parse_long(CMD, "--threads", optarg, &v)) rc = 2;
+            if (cli_parse_threads(CMD, optarg, &v)) rc = 2;
             else if (v < 0) rc = cli_usage_error(CMD, "--threads must be >= 0");
             else io.nthreads = (int)v;
             break;

@@ -31,7 +31,7 @@ int cmd_logprob(int argc, char **argv)
         switch (c) {
         case 'm': model = optarg; break;
         case 'd': data = optarg; break;
-        case 't': if (cli_parse_long(cmd, "--threads", optarg, &threads)) return 2; break;
+        case 't': if (cli_parse_threads(cmd, optarg, &threads)) return 2; break;
         case 'h': help(); return 0;
         default: return cli_usage_error(cmd, "unknown option");
         }

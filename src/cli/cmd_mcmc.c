@@ -86,7 +86,7 @@ int cmd_mcmc(int argc, char **argv)
         case 's': if (cli_parse_long(cmd, "--seed", optarg, &seed)) return 2; break;
         case 'm': model = optarg; break;
         case 'o': out = optarg; break;
-        case 'T': if (cli_parse_long(cmd, "--threads", optarg, &threads)) return 2; break;
+        case 'T': if (cli_parse_threads(cmd, optarg, &threads)) return 2; break;
         case 'K': if (cli_parse_long(cmd, "--concurrent", optarg, &conc)) return 2; break;
         case 'd': data = optarg; break;
         case 'h': help(&ma); return 0;

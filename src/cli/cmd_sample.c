@@ -9,16 +9,20 @@
 
 static void help(void)
 {
-    printf("usage: sedflow sample --model MODEL.h5 --x v1,...,vC [--n N] [--seed S]\n\n"
+    printf("usage: sedflow sample --model MODEL.h5 --x v1,...,vC [--n N] [--seed S] [--max-proposals P]\n"
+           "                      [--threads T]\n\n"
            "Draw N samples of theta (sampling-space parameters, the model's units) from\n"
            "q(theta | x); draws outside the model's prior box are rejected and redrawn.\n"
-           "For a SED model (C = 11: 5 magnitudes, 5 sigmas, z) a '# warning' line (also on\n"
-           "stderr) says when z or a colour lies outside the training support (/support;\n"
-           "'sedflow infer' makes all the per-galaxy checks, docs/INFER.md).\n"
-           "Prints one sample per line (D columns); '#' header lines name the columns and\n"
-           "give their units (shipped SED models: logmstar [log10 Msun], u1..u3, fburst\n"
-           "[-], tburst [Gyr], log10_gamma1, log10_gamma2 [dex], tau_bc, tau_ism, n_dust\n"
-           "[-]), and a '#' trailer gives the number accepted and the acceptance fraction.\n\n"
+           "For a SED model (C = 11: 5 magnitudes, 5 sigmas, z) the sigmas must be > 0, and\n"
+           "a '# warning' line (also on stderr) says when z or a colour lies outside the\n"
+           "training support recorded in the model file (its /support group); 'sedflow\n"
+           "infer' makes all the per-galaxy checks (docs/INFER.md).\n"
+           "Prints one sample per line (D columns, space-separated); '#' header lines name\n"
+           "the columns and give their units, comma-separated (shipped SED models:\n"
+           "logmstar [log10 Msun], u1..u3, fburst [-], tburst [Gyr], log10_gamma1,\n"
+           "log10_gamma2 [dex], tau_bc, tau_ism, n_dust [-]), and a '#' trailer gives the\n"
+           "number accepted and the acceptance fraction.  The same seed gives the same\n"
+           "samples for any --threads.\n\n"
            "  --model PATH          model file written by 'sedflow train'\n"
            "  --x LIST              the C conditioning features, comma-separated (SEDflow:\n"
            "                        u,g,r,i,z magnitudes, their 5 sigmas [mag], redshift)\n"
@@ -26,7 +30,7 @@ static void help(void)
            "  --seed S              random seed (default 1)\n"
            "  --max-proposals P     proposal budget (default 100 N); fewer than N samples\n"
            "                        are printed when it runs out\n"
-           "  --threads T           OpenMP threads (default: all)\n");
+           "  --threads T           OpenMP threads, 0 to %d (default 0: all cores)\n", CLI_MAX_THREADS);
 }
 
 int cmd_sample(int argc, char **argv)
@@ -47,14 +51,15 @@ int cmd_sample(int argc, char **argv)
         case 'n': if (cli_parse_long(cmd, "--n", optarg, &n)) return 2; break;
         case 's': if (cli_parse_long(cmd, "--seed", optarg, &seed)) return 2; break;
         case 'p': if (cli_parse_long(cmd, "--max-proposals", optarg, &maxprop)) return 2; break;
-        case 't': if (cli_parse_long(cmd, "--threads", optarg, &threads)) return 2; break;
+        case 't': if (cli_parse_threads(cmd, optarg, &threads)) return 2; break;
         case 'h': help(); return 0;
         default: return cli_usage_error(cmd, "unknown option");
         }
     }
     if (!model || !xs) return cli_usage_error(cmd, "--model and --x are required");
-    if (n < 1 || maxprop < 0 || (maxprop && maxprop < n) || threads < 0)
-        return cli_usage_error(cmd, "need --n >= 1, --max-proposals >= n and --threads >= 0");
+    if (n < 1) return cli_usage_error(cmd, "--n %ld: must be >= 1", n);
+    if (maxprop < 0 || (maxprop && maxprop < n))
+        return cli_usage_error(cmd, "--max-proposals %ld: must be >= --n (%ld), or 0 for the default 100 n", maxprop, n);
     sf_flow *f = NULL;
     sf_status st = sf_flow_load(model, &f);
     if (st) return cli_fail(cmd, st);
@@ -68,6 +73,13 @@ int cmd_sample(int argc, char **argv)
         free(x), free(s), sf_flow_free(f);
         return 2;
     }
+    if (cfg->C == 11) /* the SED flow's x: 5 magnitudes, 5 sigmas [mag], z */
+        for (int b = 5; b < 10; b++)
+            if (!(x[b] > 0)) {
+                const double sig = x[b];
+                free(x), free(s), sf_flow_free(f);
+                return cli_usage_error(cmd, "--x value %d (sigma_%c = %g mag) must be > 0", b + 1, "ugriz"[b - 5], sig);
+            }
     char warn[512] = "";
     sf_infer_support sup;
     if (cfg->C == 11 && sf_infer_support_read(model, &sup) == SF_OK) { /* the SED flow's x */

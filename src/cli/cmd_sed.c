@@ -105,7 +105,7 @@ int cmd_sed(int argc, char **argv)
         case 's': spec_path = optarg; break;
         case 'i': input = optarg; break;
         case 'd': data = optarg; break;
-        case 'T': if (cli_parse_long("sed", "--threads", optarg, &threads)) return 2; break;
+        case 'T': if (cli_parse_threads("sed", optarg, &threads)) return 2; break;
         case 'h': help(); return 0;
         default: return cli_usage_error("sed", "unknown option");
         }

@@ -62,7 +62,7 @@ int cmd_simulate(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'r': resume = 1; break;
         case 'T':
-            if (cli_parse_long("simulate", "--threads", optarg, &v)) return 2;
+            if (cli_parse_threads("simulate", optarg, &v)) return 2;
             so.nthreads = (int)v;
             break;
         case 'N': snprintf(noise_path, sizeof noise_path, "%s", optarg); break;

@@ -39,7 +39,7 @@ static void help(void)
            "                     becomes one the flow can fit; docs/FLOW.md \"Box map\") or\n"
            "                     identity (theta enters the flow as it is, as in SEDflow; draws\n"
            "                     outside the prior box are rejected at sampling) (default logit)\n"
-           "  --batch B          minibatch rows (maf default 50, as the paper; nsf default 512:\n"
+           "  --batch B          minibatch rows, >= 2 (maf default 50, as the paper; nsf default 512:\n"
            "                     at batch 50 its validation log q jumps by ~0.5 nats between\n"
            "                     steps, docs/FLOW.md)\n"
            "  --lr RATE          Adam learning rate (default 5e-4; with --resume: the checkpoint's\n"
@@ -53,9 +53,10 @@ static void help(void)
            "  --lr-min RATE      lowest rate of the decays, > 0 (default 1e-5).  The decay settings\n"
            "                     are not in the checkpoint: repeat them with --resume\n"
            "  --patience E       stop after E epochs without validation improvement (default 20)\n"
-           "  --val-frac F       validation fraction (default 0.1)\n"
+           "  --val-frac F       validation fraction, in (0, 1) (default 0.1)\n"
            "  --seed S           seed of weights, permutations, split and shuffles (default 1)\n"
-           "  --threads T        OpenMP threads (default: all)\n"
+           "  --threads T        OpenMP threads, 0 to 1024 (default 0: all cores); the same seed gives\n"
+           "                     the same model for any T\n"
            "  --max-epochs N     stop after N epochs in total (default: no limit)\n"
            "  --max-minutes M    stop after M minutes of wall time in this run (default: no limit)\n"
            "  --resume           continue from PATH.ckpt (same data, seed and architecture)\n");
@@ -254,7 +255,7 @@ int cmd_train(int argc, char **argv)
         case 'p': if (cli_parse_long(cmd, "--patience", optarg, &patience)) return 2; break;
         case 'v': if (cli_parse_double(cmd, "--val-frac", optarg, &val_frac)) return 2; break;
         case 's': if (cli_parse_long(cmd, "--seed", optarg, &seed)) return 2; seed_given = 1; break;
-        case 't': if (cli_parse_long(cmd, "--threads", optarg, &threads)) return 2; break;
+        case 't': if (cli_parse_threads(cmd, optarg, &threads)) return 2; break;
         case 'e': if (cli_parse_long(cmd, "--max-epochs", optarg, &max_epochs)) return 2; break;
         case 'm': if (cli_parse_double(cmd, "--max-minutes", optarg, &max_minutes)) return 2; break;
         case 'n': if (cli_parse_long(cmd, "--bins", optarg, &bins)) return 2; break;
@@ -270,7 +271,8 @@ int cmd_train(int argc, char **argv)
         }
     }
     if (!data || !out) return cli_usage_error(cmd, "--data and --out are required");
-    if (precise_n < 0 || threads < 0) return cli_usage_error(cmd, "--precise-bn N needs N >= 2 and --threads >= 0");
+    if (precise_n < 0) return cli_usage_error(cmd, "--precise-bn N needs N >= 2");
+    if (!(val_frac > 0 && val_frac < 1)) return cli_usage_error(cmd, "--val-frac %g: must be in (0, 1)", val_frac);
     if (recal) {
         if (precise_n < 2) return cli_usage_error(cmd, "--recalibrate-bn needs --precise-bn N (N >= 2)");
         if (resume) return cli_usage_error(cmd, "--recalibrate-bn and --resume exclude each other");
@@ -287,8 +289,12 @@ int cmd_train(int argc, char **argv)
     if (K == -1) K = nsf ? 8 : 15; /* -1: not given */
     if (H == -1) H = nsf ? 128 : 500;
     if (batch == -1) batch = nsf ? 512 : 50;
-    if (K < 1 || H < 1 || batch < 2 || patience < 1 || max_epochs < 0 || max_minutes < 0 || threads < 0)
-        return cli_usage_error(cmd, "--blocks, --hidden >= 1, --batch >= 2, --patience >= 1, limits >= 0");
+    if (K < 1 || H < 1) return cli_usage_error(cmd, "--blocks %ld, --hidden %ld: both must be >= 1", K, H);
+    if (batch < 2) return cli_usage_error(cmd, "--batch %ld: must be >= 2 (batch norm needs 2 rows)", batch);
+    if (patience < 1) return cli_usage_error(cmd, "--patience %ld: must be >= 1", patience);
+    if (max_epochs < 0 || !(max_minutes >= 0))
+        return cli_usage_error(cmd, "--max-epochs %ld, --max-minutes %g: must be >= 0 (0: no limit)", max_epochs,
+                               max_minutes);
     if (!(lr > 0 && isfinite(lr))) return cli_usage_error(cmd, "--lr %g: must be finite and > 0", lr);
     if (!(lr_decay >= 0 && lr_decay < 1)) return cli_usage_error(cmd, "--lr-decay %g: must be in [0, 1)", lr_decay);
     if (lr_patience < 1 || lr_patience > INT_MAX || patience > INT_MAX)

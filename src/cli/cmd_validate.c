@@ -202,7 +202,7 @@ int cmd_validate(int argc, char **argv)
         case 'D': no_derived = 1; break;
         case 'o': out = optarg; break;
         case 'P': no_plots = 1; break;
-        case 'T': if (cli_parse_long(cmd, "--threads", optarg, &threads)) return 2; break;
+        case 'T': if (cli_parse_threads(cmd, optarg, &threads)) return 2; break;
         case 'd': data = optarg; break;
         case 'h': help(); return 0;
         default: return cli_usage_error(cmd, "unknown option");

@@ -55,6 +55,16 @@ int cli_parse_long(const char *cmd, const char *opt, const char *s, long *v)
     return 0;
 }
 
+int cli_parse_threads(const char *cmd, const char *s, long *v)
+{
+    if (cli_parse_long(cmd, "--threads", s, v)) return 1;
+    if (*v < 0 || *v > CLI_MAX_THREADS) {
+        cli_usage_error(cmd, "--threads must be 0 (all cores) to %d, got %s", CLI_MAX_THREADS, s);
+        return 1;
+    }
+    return 0;
+}
+
 int cli_parse_doubles(const char *cmd, const char *opt, const char *s, double *v, size_t n)
 {
     const char *p = s;
