@@ -129,7 +129,7 @@ int cmd_compare(int argc, char **argv)
     if (!model || !catalog || !!ids_s == !!rows_s)
         return cli_usage_error(cmd, "--model, --catalog and one of --ids / --rows are required");
     if (cli_mcmc_finish(&ma, cmd, 2, &so)) return 2;
-    if (L < 2 || threads < 0) return cli_usage_error(cmd, "need --nsamples >= 2 and --threads >= 0");
+    if (L < 2) return cli_usage_error(cmd, "--nsamples %ld: must be >= 2", L);
     if (out) { /* the files written: PREFIX.csv, _mcmc.h5, _corner.png, _sed.png; before the (long) sampling */
         const char *reads[2] = {catalog, model};
         static const char *const suffix[4] = {".csv", "_mcmc.h5", "_corner.png", "_sed.png"};

@@ -281,7 +281,6 @@ int cmd_infer(int argc, char **argv)
             break;
         case 'T':
             if (cli_parse_threads(CMD, optarg, &v)) rc = 2;
-            else if (v < 0) rc = cli_usage_error(CMD, "--threads must be >= 0");
             else io.nthreads = (int)v;
             break;
         case 'r': resume = 1; break;

@@ -37,7 +37,6 @@ int cmd_logprob(int argc, char **argv)
         }
     }
     if (!model || !data) return cli_usage_error(cmd, "--model and --data are required");
-    if (threads < 0) return cli_usage_error(cmd, "--threads must be >= 0");
     sf_flow *f = NULL;
     sf_flow_data *d = NULL;
     sf_status st = sf_flow_load(model, &f);

@@ -112,7 +112,7 @@ int cmd_mcmc(int argc, char **argv)
     }
     if (catalog && !!ids_s == !!rows_s) return cli_usage_error(cmd, "--catalog needs exactly one of --ids and --rows");
     if (cli_mcmc_finish(&ma, cmd, 1, &so)) return 2;
-    if (threads < 0 || conc < 1) return cli_usage_error(cmd, "--threads must be >= 0 and --concurrent >= 1");
+    if (conc < 1) return cli_usage_error(cmd, "--concurrent %ld: must be >= 1", conc);
     if (ma.start == CLI_MCMC_START_ANPE && !model) return cli_usage_error(cmd, "--start anpe needs --model");
     const char *reads[2] = {catalog, model};
     if (out && cli_check_output_path(cmd, "--out", out, reads, 2)) return 2; /* before the (long) sampling */

@@ -83,7 +83,6 @@ int cmd_simulate(int argc, char **argv)
     if (optind < argc) return cli_usage_error("simulate", "unexpected argument '%s'", argv[optind]);
     if (n < 1) return cli_usage_error("simulate", "--n must be a positive number of rows");
     if (!out) return cli_usage_error("simulate", "--out is required");
-    if (so.nthreads < 0) return cli_usage_error("simulate", "--threads must be >= 0");
 
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);

@@ -210,8 +210,8 @@ int cmd_validate(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!model || !test) return cli_usage_error(cmd, "--model and --test are required");
-    if (ngal < 2 || L < 1 || bins < 0 || tarp_k < 0 || threads < 0)
-        return cli_usage_error(cmd, "need --ngal >= 2, --nsamples >= 1, --bins, --tarp-samples, --threads >= 0");
+    if (ngal < 2 || L < 1 || bins < 0 || tarp_k < 0)
+        return cli_usage_error(cmd, "need --ngal >= 2, --nsamples >= 1, --bins >= 0 and --tarp-samples >= 0");
     if (tarp_k > L) tarp_k = L;
     int nth = threads > 0 ? (int)threads : omp_get_max_threads();
 
