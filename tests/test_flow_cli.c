@@ -51,6 +51,9 @@ int main(void)
           "sample's header gives the units recorded from the training file");
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5 --n 5 2>&1", bin, model);
     CHECK(tu_run(cmd, out, sizeof out) == 2, "wrong number of --x values is a usage error");
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5abc,0.5 --n 5 2>&1", bin, model);
+    CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "value 1 of '0.5abc,0.5' is not a finite number"),
+          "a number with trailing text names the value: %.120s", out);
     /* OpenMP crashed on 100,000 threads; 3e9 wrapped when cast to int */
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5,0.5 --n 5 --threads 100000 2>&1", bin, model);
     CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "--threads must be 0 (all cores) to 1024"),

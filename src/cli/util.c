@@ -72,7 +72,8 @@ int cli_parse_doubles(const char *cmd, const char *opt, const char *s, double *v
         char *end;
         errno = 0;
         double x = strtod(p, &end);
-        if (errno || end == p || !isfinite(x)) {
+        /* a number must end at a comma (or the end of the list): "15.6abc" is not one */
+        if (errno || end == p || !isfinite(x) || (*end != ',' && *end != '\0')) {
             cli_usage_error(cmd, "%s: value %zu of '%s' is not a finite number", opt, i + 1, s);
             return 1;
         }
