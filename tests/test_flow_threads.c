@@ -87,6 +87,19 @@ int main(void)
             free(r[i].params), free(r[i].bn);
         }
         free(r1.params), free(r1.bn);
+        /* a thread count beyond SF_MAX_THREADS is cut, not passed to OpenMP
+         * (libgomp crashed at 100,000): the same draws as one thread */
+        sf_flow_config cfg = {SF_FLOW_MAF, D, C, 2, 16, 7, SF_FLOW_THETA_IDENTITY};
+        sf_flow *f = NULL;
+        double x[C], s1[300 * D], s2[300 * D];
+        for (int j = 0; j < C; j++) x[j] = 0.5;
+        size_t a1 = 0, a2 = 0;
+        CHECK(sf_flow_alloc(&cfg, &f) == SF_OK &&
+                  sf_flow_sample(f, 1, x, 300, 5, NULL, NULL, 0, s1, NULL, &a1, NULL, 1) == SF_OK &&
+                  sf_flow_sample(f, 1, x, 300, 5, NULL, NULL, 0, s2, NULL, &a2, NULL, 100000) == SF_OK && a1 == 300 &&
+                  a2 == 300 && !memcmp(s1, s2, sizeof s1),
+              "sampling with 100,000 threads asked: the same 300 draws as 1 thread (%s)", sf_last_error());
+        sf_flow_free(f);
         sf_flow_data_free(d);
     }
     unlink(path);

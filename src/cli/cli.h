@@ -33,10 +33,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Parse helpers: return 0 on success, nonzero (after printing) on bad input. */
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *v);
 int cli_parse_long(const char *cmd, const char *opt, const char *s, long *v);
-/* --threads T: an integer in [0, CLI_MAX_THREADS] (0: all cores); otherwise
- * prints why (cli_usage_error) and returns 1.  OpenMP itself crashed on
- * 100,000 threads, and a long beyond INT_MAX wrapped when cast. */
-#define CLI_MAX_THREADS 1024
+/* --threads T: an integer in [0, SF_MAX_THREADS] (core/threads.h; 0: all
+ * cores); otherwise prints why (cli_usage_error) and returns 1 (the library
+ * would cut it silently, and a long beyond INT_MAX wrapped when cast). */
 int cli_parse_threads(const char *cmd, const char *s, long *v);
 /* Comma-separated list of exactly n doubles. */
 int cli_parse_doubles(const char *cmd, const char *opt, const char *s, double *v, size_t n);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "core/threads.h"
 #include "sedflow/flow.h"
 #include "sedflow/infer.h"
 
@@ -30,7 +31,7 @@ static void help(void)
            "  --seed S              random seed (default 1)\n"
            "  --max-proposals P     proposal budget (default 100 N); fewer than N samples\n"
            "                        are printed when it runs out\n"
-           "  --threads T           OpenMP threads, 0 to %d (default 0: all cores)\n", CLI_MAX_THREADS);
+           "  --threads T           OpenMP threads, 0 to %d (default 0: all cores)\n", SF_MAX_THREADS);
 }
 
 int cmd_sample(int argc, char **argv)

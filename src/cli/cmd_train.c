@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/threads.h"
 #include "io/h5util.h"
 #include "sedflow/flow.h"
 #include "sedflow/infer.h"
@@ -55,11 +56,12 @@ static void help(void)
            "  --patience E       stop after E epochs without validation improvement (default 20)\n"
            "  --val-frac F       validation fraction, in (0, 1) (default 0.1)\n"
            "  --seed S           seed of weights, permutations, split and shuffles (default 1)\n"
-           "  --threads T        OpenMP threads, 0 to 1024 (default 0: all cores); the same seed gives\n"
+           "  --threads T        OpenMP threads, 0 to %d (default 0: all cores); the same seed gives\n"
            "                     the same model for any T\n"
            "  --max-epochs N     stop after N epochs in total (default: no limit)\n"
            "  --max-minutes M    stop after M minutes of wall time in this run (default: no limit)\n"
-           "  --resume           continue from PATH.ckpt (same data, seed and architecture)\n");
+           "  --resume           continue from PATH.ckpt (same data, seed and architecture)\n",
+           SF_MAX_THREADS);
     printf("  --precise-bn N     MAF: after training, before writing PATH, set every batch-norm\n"
            "                     layer's evaluation mean and variance to the exact statistics over\n"
            "                     N rows (\"precise BN\"; layer by layer in network order) instead of\n"

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/threads.h"
 
 int cli_fail(const char *cmd, sf_status st)
 {
@@ -58,8 +59,8 @@ int cli_parse_long(const char *cmd, const char *opt, const char *s, long *v)
 int cli_parse_threads(const char *cmd, const char *s, long *v)
 {
     if (cli_parse_long(cmd, "--threads", s, v)) return 1;
-    if (*v < 0 || *v > CLI_MAX_THREADS) {
-        cli_usage_error(cmd, "--threads must be 0 (all cores) to %d, got %s", CLI_MAX_THREADS, s);
+    if (*v < 0 || *v > SF_MAX_THREADS) {
+        cli_usage_error(cmd, "--threads must be 0 (all cores) to %d, got %s", SF_MAX_THREADS, s);
         return 1;
     }
     return 0;

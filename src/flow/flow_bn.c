@@ -148,7 +148,7 @@ sf_status sf_flow_bn_recompute(sf_flow *f, size_t n, const double *theta, const 
     if (n < 2) return SF_ERROR(SF_EINVAL, "precise BN needs n >= 2 rows, got %zu", n);
     if (!theta || (f->C > 0 && !x)) return SF_ERROR(SF_EINVAL, "NULL theta or x");
     sf_flow_blas_single();
-    const int D = f->D, C = f->C, H = f->H, nt = sf_flow_nthreads(nthreads);
+    const int D = f->D, C = f->C, H = f->H, nt = sf_nthreads(nthreads);
     const size_t nch = (n + BN_CHUNK - 1) / BN_CHUNK;
     float *u = malloc(n * D * sizeof(float)), *xz = malloc((n * C + 1) * sizeof(float));
     float *act = malloc(n * H * sizeof(float));

@@ -31,7 +31,7 @@ sf_status sf_flow_logq_base(const sf_flow *f, size_t n, const double *theta, con
     const sf_flow_evaluator *ev = f->nsf ? &sf_nsf_evaluator : &sf_maf_evaluator;
     sf_flow_blas_single();
     const int D = f->D, C = f->C;
-    const int nt = sf_flow_nthreads(nthreads);
+    const int nt = sf_nthreads(nthreads);
     const size_t nchunks = (n + CHUNK - 1) / CHUNK;
     int fail = 0;
 #pragma omp parallel num_threads(nt) reduction(| : fail)

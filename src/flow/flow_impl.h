@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "core/threads.h"
 #include "sedflow/flow.h"
 
 #define SF_MAF_NBLOCKS 2
@@ -113,8 +114,6 @@ static inline double sf_flow_box_ljac(const sf_flow *f, const double *th)
     return f->cfg.theta_map == SF_FLOW_THETA_IDENTITY ? 0 : sf_flow_theta_to_v(f, th, v);
 }
 
-/* Effective OpenMP thread count for a request. */
-int sf_flow_nthreads(int requested);
 /* Set OpenBLAS to one thread (the flow code parallelises with OpenMP). */
 void sf_flow_blas_single(void);
 

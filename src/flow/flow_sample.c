@@ -120,7 +120,7 @@ static sf_status run_sampler(const sf_flow *f, const sf_flow_sampler *s, size_t 
                              uint64_t seed, const double *lo, const double *hi, size_t budget, double *samples,
                              double *logq, size_t *n_acc, double *acc_frac, int nthreads)
 {
-    const int nt = sf_flow_nthreads(nthreads);
+    const int nt = sf_nthreads(nthreads);
     const int outer = nt > 1 && G >= (size_t)nt;
     const int nbuf = outer ? nt : 1, nchunk = nt;
     const size_t D = (size_t)f->D;

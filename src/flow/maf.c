@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <gsl/gsl_rng.h>
-#include <omp.h>
 
 #include "flow/flow_impl.h"
 #include "flow/nsf.h"
@@ -47,12 +46,6 @@ void sf_maf_view_of(const sf_flow *f, float *base, int k, sf_maf_view *v)
     }
     v->w_f = p; p += 2 * D * H;
     v->b_f = p;
-}
-
-int sf_flow_nthreads(int requested)
-{
-    int n = requested > 0 ? requested : omp_get_max_threads();
-    return n < 1 ? 1 : n;
 }
 
 /* Runs of equal prefix length for rows with nondecreasing prefix p[r]. */

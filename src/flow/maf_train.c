@@ -535,7 +535,7 @@ sf_status sf_flow_loss_grad(sf_flow *f, sf_flow_train_ws *w, size_t Bz, const do
                           w->xz + (size_t)r * C);
     if (update_running) f->prepared = 0;
     pass_ctx ctx = {f, w, B, update_running, grad};
-    int nt = sf_flow_nthreads(nthreads);
+    int nt = sf_nthreads(nthreads);
     if (nt > B / 2) nt = B / 2 > 0 ? B / 2 : 1;
     /* ~11 barriers per MADE: threads only pay for big layers (MAF 8 x 64 at
      * batch 512, B H^2 = 2.1e6, ran 18% slower on 2 threads) */

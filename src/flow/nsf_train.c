@@ -184,7 +184,7 @@ sf_status sf_nsf_loss_grad(sf_flow *f, struct sf_nsf_ws *w, size_t Bz, const dou
     for (int r = 0; r < B; r++)
         sf_flow_input_row(f, theta + (size_t)r * D, C ? x + (size_t)r * C : NULL, w->u + (size_t)r * D,
                           w->xz + (size_t)r * C);
-    int nt = sf_flow_nthreads(nthreads);
+    int nt = sf_nthreads(nthreads);
     if (nt > P) nt = P;
     /* a step of ~6 B n_params flops under ~25 MFLOP: a second thread's wake-up
      * and barrier cost more than it saves (perf: 85% libgomp spinning at

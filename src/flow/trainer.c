@@ -272,7 +272,7 @@ sf_status sf_flow_trainer_step(sf_flow_trainer *t, int *more)
     if (B >= 2) {
         sf_flow_data_rows(t->d, t->order + t->pos, B, t->bth, t->bx);
         double loss;
-        int nt = sf_flow_nthreads(t->cfg.nthreads);
+        int nt = sf_nthreads(t->cfg.nthreads);
         sf_status st = sf_flow_loss_grad(t->f, t->ws, B, t->bth, C ? t->bx : NULL, 1, &loss, t->grad, NULL, nt);
         if (st) return st;
         clip_and_adam(t, nt);

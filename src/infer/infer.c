@@ -14,6 +14,8 @@
 
 #include <omp.h>
 
+#include "core/threads.h"
+
 #include "core/blas.h"
 #include "infer/infer_priv.h"
 #include "io/h5util.h"
@@ -458,7 +460,7 @@ sf_status sf_infer_run_block(const sf_infer *p, const sf_infer_input *in, size_t
         return SF_ERROR(SF_EINVAL, "block of %zu galaxies from %zu does not fit (capacity %zu, %zu galaxies)", n, g0,
                         b->cap, in->n);
     double t0 = omp_get_wtime();
-    int nt = p->opt.nthreads > 0 ? p->opt.nthreads : omp_get_max_threads();
+    int nt = sf_nthreads(p->opt.nthreads);
     if ((size_t)nt > n) nt = n > 0 ? (int)n : 1;
     sf_status first = SF_OK;
     char msg[1024] = "";

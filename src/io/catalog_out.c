@@ -13,6 +13,8 @@
 
 #include <omp.h>
 
+#include "core/threads.h"
+
 #include "io/catalog_out_chunk.h"
 #include "io/catalog_out_priv.h"
 #include "io/h5util.h"
@@ -455,7 +457,7 @@ static sf_status write_samples_direct(sf_infer_file *f, size_t g0, const sf_infe
         snprintf(nm, sizeof nm, "samples/%s", sf_infer_q_names[q]);
         if ((d[q] = H5Dopen2(f->file, nm, H5P_DEFAULT)) < 0) st = SF_ERROR(SF_EIO, "cannot open dataset '%s'", nm);
     }
-    const int nt = f->nthreads > 0 ? f->nthreads : omp_get_max_threads();
+    const int nt = sf_nthreads(f->nthreads);
     for (size_t a = 0; a < n && !st; a += DIRECT_GROUP) {
         const size_t m = n - a < DIRECT_GROUP ? n - a : DIRECT_GROUP, ntask = m * NQ;
         sf_status first = SF_OK;

@@ -14,6 +14,8 @@
 #include <gsl/gsl_rng.h>
 #include <omp.h>
 
+#include "core/threads.h"
+
 #include "sedflow/rng.h"
 #include "mcmc/ensemble_priv.h"
 
@@ -107,8 +109,7 @@ sf_status sf_mcmc_alloc(size_t ndim, const sf_mcmc_opts *opts, sf_mcmc **out)
     s->ndim = ndim;
     s->nwalkers = o.nwalkers;
     s->opts = o;
-    s->nthr = o.nthreads > 0 ? o.nthreads : omp_get_max_threads();
-    if (s->nthr < 1) s->nthr = 1;
+    s->nthr = sf_nthreads(o.nthreads);
     size_t nw = o.nwalkers;
     s->x = malloc(nw * ndim * sizeof *s->x);
     s->lp = malloc(nw * sizeof *s->lp);

@@ -5,6 +5,8 @@
  * finished), evaluates all requests in one pooled batch and wakes them. */
 #include <math.h>
 #include <omp.h>
+
+#include "core/threads.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,7 +261,7 @@ sf_status sf_sedpost_mcmc_many(const sf_model *m, size_t G, const sf_sedpost_gal
                         P.opts.mcmc.nwalkers, 2 * SF_NU);
     if (concurrent == 0) concurrent = 32;
     P.nslot = concurrent < G ? concurrent : G;
-    P.nthreads = nthreads > 0 ? nthreads : omp_get_max_threads();
+    P.nthreads = sf_nthreads(nthreads);
     sf_status st = SF_OK;
     P.slots = calloc(P.nslot, sizeof(slot));
     P.works = calloc((size_t)P.nthreads, sizeof(sf_model_work *));

@@ -17,6 +17,8 @@
 
 #include <omp.h>
 
+#include "core/threads.h"
+
 #include "core/blas.h"
 #include "core/fastmath.h"
 #include "io/h5util.h"
@@ -276,7 +278,7 @@ sf_status sf_model_photometry_omp(const sf_model *m, size_t n, const double *the
 {
     sf_status st = check_rows(n, theta, z);
     if (st) return st;
-    if (nthreads <= 0) nthreads = omp_get_max_threads();
+    nthreads = sf_nthreads(nthreads);
     const size_t chunk = 256; /* fixed: results do not depend on the thread count */
     size_t nchunks = (n + chunk - 1) / chunk;
     if ((size_t)nthreads > nchunks) nthreads = nchunks > 0 ? (int)nchunks : 1;

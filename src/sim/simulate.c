@@ -12,6 +12,8 @@
 #include <gsl/gsl_randist.h>
 #include <omp.h>
 
+#include "core/threads.h"
+
 #include "sedflow/rng.h"
 
 #define CHUNK 256
@@ -71,7 +73,7 @@ sf_status sf_sim_alloc(const sf_model *m, const sf_noise *nm, const sf_sim_optio
     s->model = m;
     s->noise = nm;
     s->opt = *opt;
-    s->nthreads = opt->nthreads > 0 ? opt->nthreads : omp_get_max_threads();
+    s->nthreads = sf_nthreads(opt->nthreads);
     size_t B = opt->block;
     s->work = calloc((size_t)s->nthreads, sizeof *s->work);
     s->rng = calloc((size_t)s->nthreads, sizeof *s->rng);
