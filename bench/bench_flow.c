@@ -11,6 +11,9 @@
  *              [--seconds S] [--galaxies G] [--nsamp N] [--theta-map identity|logit]
  *              [--batch B]  (B: train at this batch only; default both 50 and 512)
  *              [--train-only 1]  (stop after the training figures: for profiling)
+ *              [--model PATH]  (time sampling only, with this trained model file,
+ *                               e.g. models/sedflow_default.h5: x = its training
+ *                               mean of x + N(0, 0.1^2) standard deviations)
  * (--bins and --tail: NSF only.)  Weights are the random initialisation:
  * timings do not depend on them (no data-dependent branches), except the
  * rejection rate, which is off here (identity map: a box of +-1e9; logit
@@ -20,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 
 #include "sedflow/flow.h"
@@ -55,9 +59,61 @@ static void train_rate(sf_flow *f, sf_flow_data *d, size_t batch, int nt, double
     sf_flow_trainer_free(t);
 }
 
+/* 10,000-draw timings: one galaxy (x row 0, best of 3), then G galaxies at once. */
+static void sample_rate(const sf_flow *f, const double *x, size_t nsamp, int G, int nt)
+{
+    const int D = sf_flow_get_config(f)->D;
+    double *s = malloc(sizeof(double) * nsamp * D * (G > 0 ? G : 1));
+    size_t acc[1];
+    double tb = 1e30, cb = 1e30, t0, c0, dt, dc;
+    for (int rep = 0; rep < 3; rep++) {
+        t0 = bench_wall_s(), c0 = bench_process_cpu_s();
+        sf_flow_sample(f, 1, x, nsamp, 7, NULL, NULL, 0, s, NULL, acc, NULL, nt);
+        dt = bench_wall_s() - t0, dc = bench_process_cpu_s() - c0;
+        if (dt < tb) tb = dt;
+        if (dc < cb) cb = dc;
+    }
+    printf("sample %zu draws, 1 galaxy,  threads %d: %.3f s wall (best of 3), %.3f CPU-s\n", nsamp, nt, tb, cb);
+    if (G > 0) {
+        size_t *ga = malloc(sizeof(size_t) * G);
+        t0 = bench_wall_s(), c0 = bench_process_cpu_s();
+        sf_flow_sample(f, (size_t)G, x, nsamp, 7, NULL, NULL, 0, s, NULL, ga, NULL, nt);
+        dt = bench_wall_s() - t0, dc = bench_process_cpu_s() - c0;
+        printf("sample %zu draws, %d galaxies, threads %d: %.3f s per galaxy wall, %.3f CPU-s per galaxy (%.1f s total)\n",
+               nsamp, G, nt, dt / G, dc / G, dt);
+        free(ga);
+    }
+    free(s);
+}
+
+/* --model: sampling timings of a trained model file (its own prior box). */
+static int bench_model_sampling(const char *path, int nt, int G, size_t nsamp)
+{
+    sf_flow *f = NULL;
+    if (sf_flow_load(path, &f)) {
+        printf("load: %s\n", sf_last_error());
+        return 1;
+    }
+    const sf_flow_config *cfg = sf_flow_get_config(f);
+    const int C = cfg->C;
+    printf("# bench_flow: %s, %s K=%d H=%d D=%d C=%d, %zu parameters, %d threads\n", path,
+           cfg->family == SF_FLOW_NSF ? "NSF" : "MAF", cfg->K, cfg->H, cfg->D, C, sf_flow_n_params(f), nt);
+    double *tm = malloc(sizeof(double) * cfg->D * 2), *xm = malloc(sizeof(double) * C * 2);
+    double *x = malloc(sizeof(double) * (size_t)C * (G > 0 ? G : 1));
+    sf_flow_get_zscore(f, tm, tm + cfg->D, xm, xm + C);
+    gsl_rng *r = sf_rng_alloc(5);
+    for (int g = 0; g < (G > 0 ? G : 1); g++)
+        for (int i = 0; i < C; i++) x[(size_t)g * C + i] = xm[i] + 0.1 * xm[C + i] * gsl_ran_gaussian(r, 1.0);
+    gsl_rng_free(r);
+    sample_rate(f, x, nsamp, G, nt);
+    free(tm), free(xm), free(x);
+    sf_flow_free(f);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    const char *flow = "maf";
+    const char *flow = "maf", *model = NULL;
     int nt = 2, K = 0, H = 0, G = -1, bins = 8; /* K, H, G: 0 / -1 = the family's default */
     int logit = 0, train_only = 0;
     double seconds = 10, tail = 3.0;
@@ -75,7 +131,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--theta-map")) logit = !strcmp(argv[i + 1], "logit");
         else if (!strcmp(argv[i], "--batch")) batch = (size_t)atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--train-only")) train_only = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--model")) model = argv[i + 1];
     }
+    if (model) return bench_model_sampling(model, nt, G < 0 ? 40 : G, nsamp);
     const int nsf = !strcmp(flow, "nsf");
     if (!nsf && strcmp(flow, "maf")) {
         printf("--flow '%s' unknown (available: maf, nsf)\n", flow);
@@ -130,28 +188,8 @@ int main(int argc, char **argv)
     double dt = bench_wall_s() - t0, dc = bench_process_cpu_s() - c0;
     printf("logq   eval  threads %d: %8.0f rows/s wall, %8.0f per CPU-second\n", nt, n / dt, n / dc);
 
-    /* sampling: one galaxy, then a batch */
-    double *s = malloc(sizeof(double) * nsamp * D * (G > 0 ? G : 1));
-    size_t acc[1];
-    double tb = 1e30, cb = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
-        t0 = bench_wall_s(), c0 = bench_process_cpu_s();
-        sf_flow_sample(f, 1, d.x, nsamp, 7, NULL, NULL, 0, s, NULL, acc, NULL, nt);
-        dt = bench_wall_s() - t0, dc = bench_process_cpu_s() - c0;
-        if (dt < tb) tb = dt;
-        if (dc < cb) cb = dc;
-    }
-    printf("sample %zu draws, 1 galaxy,  threads %d: %.3f s wall (best of 3), %.3f CPU-s\n", nsamp, nt, tb, cb);
-    if (G > 0) {
-        size_t *ga = malloc(sizeof(size_t) * G);
-        t0 = bench_wall_s(), c0 = bench_process_cpu_s();
-        sf_flow_sample(f, (size_t)G, d.x, nsamp, 7, NULL, NULL, 0, s, NULL, ga, NULL, nt);
-        dt = bench_wall_s() - t0, dc = bench_process_cpu_s() - c0;
-        printf("sample %zu draws, %d galaxies, threads %d: %.3f s per galaxy wall, %.3f CPU-s per galaxy (%.1f s total)\n",
-               nsamp, G, nt, dt / G, dc / G, dt);
-        free(ga);
-    }
-    free(s); free(lq); free(d.theta); free(d.x);
+    sample_rate(f, d.x, nsamp, G, nt);
+    free(lq); free(d.theta); free(d.x);
     sf_flow_free(f);
     return 0;
 }
