@@ -100,12 +100,17 @@ static inline __attribute__((always_inline)) void slice_kernel(const int NB, con
         for (int q = 0; q < NQ; q++) _mm256_store_ps(Y + (size_t)b * RB + 8 * q, a[b][q]);
 }
 
-/* y[0:n] = tanh(y) in place, n a multiple of 16. */
+/* y[0:n] = tanh(y) in place, n a multiple of 24: three vectors interleaved
+ * (in isolation 3.0-3.4 ns per vector instead of 3.5-3.9 one after another;
+ * six spill). */
+#define TN 3
 static inline void slice_tanh(float *y, int n)
 {
-    for (int i = 0; i < n; i += 16) {
-        _mm256_store_ps(y + i, sf_tanh8(_mm256_load_ps(y + i)));
-        _mm256_store_ps(y + i + 8, sf_tanh8(_mm256_load_ps(y + i + 8)));
+    for (int i = 0; i < n; i += 8 * TN) {
+        __m256 v[TN];
+        for (int q = 0; q < TN; q++) v[q] = _mm256_load_ps(y + i + 8 * q);
+        sf_tanh8_n(TN, v);
+        for (int q = 0; q < TN; q++) _mm256_store_ps(y + i + 8 * q, v[q]);
     }
 }
 
