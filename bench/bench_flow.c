@@ -73,13 +73,13 @@ static void sample_rate(const sf_flow *f, const double *x, size_t nsamp, int G, 
         if (dt < tb) tb = dt;
         if (dc < cb) cb = dc;
     }
-    printf("sample %zu draws, 1 galaxy,  threads %d: %.3f s wall (best of 3), %.3f CPU-s\n", nsamp, nt, tb, cb);
+    printf("sample %zu draws, 1 galaxy,  threads %d: %.4f s wall (best of 3), %.4f CPU-s\n", nsamp, nt, tb, cb);
     if (G > 0) {
         size_t *ga = malloc(sizeof(size_t) * G);
         t0 = bench_wall_s(), c0 = bench_process_cpu_s();
         sf_flow_sample(f, (size_t)G, x, nsamp, 7, NULL, NULL, 0, s, NULL, ga, NULL, nt);
         dt = bench_wall_s() - t0, dc = bench_process_cpu_s() - c0;
-        printf("sample %zu draws, %d galaxies, threads %d: %.3f s per galaxy wall, %.3f CPU-s per galaxy (%.1f s total)\n",
+        printf("sample %zu draws, %d galaxies, threads %d: %.4f s per galaxy wall, %.4f CPU-s per galaxy (%.1f s total)\n",
                nsamp, G, nt, dt / G, dc / G, dt);
         free(ga);
     }

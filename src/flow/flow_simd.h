@@ -4,7 +4,6 @@
  * every step is written out.
  *
  *   sf_tanh8     the [13/6] rational tanh of sf_tanhf (flow_impl.h), with FMAs
- *   sf_tanh8_n   sf_tanh8 of N <= 8 vectors, interleaved
  *   sf_exp8      sf_expf (core/fastmath.h) in 8 lanes: rel. error < 2e-7 on
  *                [-87, 88]; below -87 ~2e-38 instead of 0
  *   sf_log8      Cephes logf (range reduction to [sqrt(1/2), sqrt(2)), degree-8
@@ -35,30 +34,6 @@ static inline __m256 sf_tanh8(__m256 x)
     q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(2.26843463243900e-03f));
     q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(4.89352518554385e-03f));
     return _mm256_div_ps(p, q);
-}
-
-/* sf_tanh8 of N vectors in lockstep (the same operations, so the same bits):
- * one tanh is a chain of ~14 dependent operations (~48 cycles), and issued
- * one after another a few chains fill the scheduler; interleaved, N chains
- * advance together. */
-static inline __attribute__((always_inline)) void sf_tanh8_n(const int N, __m256 *v)
-{
-    const __m256 c = _mm256_set1_ps(7.99881172180175781f);
-    __m256 x2[8], p[8], q[8];
-    for (int j = 0; j < N; j++) v[j] = _mm256_min_ps(_mm256_max_ps(v[j], _mm256_sub_ps(_mm256_setzero_ps(), c)), c);
-    for (int j = 0; j < N; j++) x2[j] = _mm256_mul_ps(v[j], v[j]);
-    for (int j = 0; j < N; j++)
-        p[j] = _mm256_fmadd_ps(x2[j], _mm256_set1_ps(-2.76076847742355e-16f), _mm256_set1_ps(2.00018790482477e-13f));
-    for (int j = 0; j < N; j++)
-        q[j] = _mm256_fmadd_ps(x2[j], _mm256_set1_ps(1.19825839466702e-06f), _mm256_set1_ps(1.18534705686654e-04f));
-    for (int j = 0; j < N; j++) p[j] = _mm256_fmadd_ps(p[j], x2[j], _mm256_set1_ps(-8.60467152213735e-11f));
-    for (int j = 0; j < N; j++) q[j] = _mm256_fmadd_ps(q[j], x2[j], _mm256_set1_ps(2.26843463243900e-03f));
-    for (int j = 0; j < N; j++) p[j] = _mm256_fmadd_ps(p[j], x2[j], _mm256_set1_ps(5.12229709037114e-08f));
-    for (int j = 0; j < N; j++) q[j] = _mm256_fmadd_ps(q[j], x2[j], _mm256_set1_ps(4.89352518554385e-03f));
-    for (int j = 0; j < N; j++) p[j] = _mm256_fmadd_ps(p[j], x2[j], _mm256_set1_ps(1.48572235717979e-05f));
-    for (int j = 0; j < N; j++) p[j] = _mm256_fmadd_ps(p[j], x2[j], _mm256_set1_ps(6.37261928875436e-04f));
-    for (int j = 0; j < N; j++) p[j] = _mm256_fmadd_ps(p[j], x2[j], _mm256_set1_ps(4.89352455891786e-03f));
-    for (int j = 0; j < N; j++) v[j] = _mm256_div_ps(_mm256_mul_ps(p[j], v[j]), q[j]);
 }
 
 static inline __m256 sf_exp8(__m256 x)

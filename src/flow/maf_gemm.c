@@ -86,25 +86,26 @@ void sf_gemm_pack(int w, int r, int K, const float *S, int lds, int trans, float
         for (int k = 0; k < K; k++) P[(size_t)k * w + i] = 0.f;
 }
 
-/* Copy the first mr rows of the tile t (MR x NR, row-major), each up to
- * min(nr, ncol[i]) columns, into C. */
-static void store_part(const float *t, float *C, int ldc, int mr, int nr, const int *ncol)
+/* Write the accumulated tile acc (MR x NR, row-major) into C. */
+static void store_tile(const float *acc, float *C, int ldc, int mr, int nr, const float *bias, const int *ncol)
 {
     for (int i = 0; i < mr; i++) {
-        const int n = ncol && ncol[i] < nr ? ncol[i] : nr;
-        for (int j = 0; j < n; j++) C[(size_t)i * ldc + j] = t[i * SF_GEMM_NR + j];
+        int n = ncol && ncol[i] < nr ? ncol[i] : nr;
+        float *c = C + (size_t)i * ldc;
+        const float *a = acc + i * SF_GEMM_NR;
+        if (bias)
+            for (int j = 0; j < n; j++) c[j] = a[j] + bias[j];
+        else
+            for (int j = 0; j < n; j++) c[j] = a[j];
     }
 }
 
-/* T[0:MR][0:NR] (row stride ldt) = sum_k A(i, k) B[k][0:NR] (+ bias[0:NR]).
- * Both A layouts through one body: A(i, k) = A[i*ai + k*ak]; inlined with a
+/* Both A layouts through one body: A(i, k) = A[i*ai + k*ak]; inlined with a
  * constant unit stride for rows (ai, 1) and for columns (1, ak) of a
- * row-major matrix.  Rows past mr repeat row mr-1 (in bounds; written to T
- * only when T is the scratch tile). */
+ * row-major matrix.  Rows past mr repeat row mr-1 (in bounds; never stored). */
 #ifdef SF_FLOW_AVX2
 static inline __attribute__((always_inline)) void tile_body(int K, const float *A, long ai, long ak, int mr,
-                                                            const float *B, int ldb, const float *bias, float *t,
-                                                            long ldt)
+                                                            const float *B, int ldb, float *t)
 {
     const float *a0 = A, *a1 = A + (mr > 1 ? 1 : 0) * ai, *a2 = A + (mr > 2 ? 2 : mr - 1) * ai,
                 *a3 = A + (mr > 3 ? 3 : mr - 1) * ai, *a4 = A + (mr > 4 ? 4 : mr - 1) * ai,
@@ -129,46 +130,30 @@ static inline __attribute__((always_inline)) void tile_body(int K, const float *
         c50 = _mm256_fmadd_ps(a, b0, c50), c51 = _mm256_fmadd_ps(a, b1, c51);
         B += ldb;
     }
-    if (bias) {
-        const __m256 e0 = _mm256_loadu_ps(bias), e1 = _mm256_loadu_ps(bias + 8);
-        c00 = _mm256_add_ps(c00, e0), c01 = _mm256_add_ps(c01, e1), c10 = _mm256_add_ps(c10, e0);
-        c11 = _mm256_add_ps(c11, e1), c20 = _mm256_add_ps(c20, e0), c21 = _mm256_add_ps(c21, e1);
-        c30 = _mm256_add_ps(c30, e0), c31 = _mm256_add_ps(c31, e1), c40 = _mm256_add_ps(c40, e0);
-        c41 = _mm256_add_ps(c41, e1), c50 = _mm256_add_ps(c50, e0), c51 = _mm256_add_ps(c51, e1);
-    }
     _mm256_storeu_ps(t, c00), _mm256_storeu_ps(t + 8, c01);
-    _mm256_storeu_ps(t + ldt, c10), _mm256_storeu_ps(t + ldt + 8, c11);
-    _mm256_storeu_ps(t + 2 * ldt, c20), _mm256_storeu_ps(t + 2 * ldt + 8, c21);
-    _mm256_storeu_ps(t + 3 * ldt, c30), _mm256_storeu_ps(t + 3 * ldt + 8, c31);
-    _mm256_storeu_ps(t + 4 * ldt, c40), _mm256_storeu_ps(t + 4 * ldt + 8, c41);
-    _mm256_storeu_ps(t + 5 * ldt, c50), _mm256_storeu_ps(t + 5 * ldt + 8, c51);
+    _mm256_storeu_ps(t + 16, c10), _mm256_storeu_ps(t + 24, c11);
+    _mm256_storeu_ps(t + 32, c20), _mm256_storeu_ps(t + 40, c21);
+    _mm256_storeu_ps(t + 48, c30), _mm256_storeu_ps(t + 56, c31);
+    _mm256_storeu_ps(t + 64, c40), _mm256_storeu_ps(t + 72, c41);
+    _mm256_storeu_ps(t + 80, c50), _mm256_storeu_ps(t + 88, c51);
 }
 #else
-static inline void tile_body(int K, const float *A, long ai, long ak, int mr, const float *B, int ldb,
-                             const float *bias, float *t, long ldt)
+static inline void tile_body(int K, const float *A, long ai, long ak, int mr, const float *B, int ldb, float *t)
 {
+    for (int i = 0; i < SF_GEMM_MR * SF_GEMM_NR; i++) t[i] = 0.f;
     for (int i = 0; i < mr; i++)
-        for (int j = 0; j < SF_GEMM_NR; j++) {
-            float c = 0.f;
-            for (long k = 0; k < K; k++) c += A[i * ai + k * ak] * B[k * ldb + j];
-            t[i * ldt + j] = bias ? c + bias[j] : c;
-        }
+        for (long k = 0; k < K; k++)
+            for (int j = 0; j < SF_GEMM_NR; j++) t[i * SF_GEMM_NR + j] += A[i * ai + k * ak] * B[k * ldb + j];
 }
 #endif
 
 void sf_gemm_tile(int K, const float *A, long ai, long ak, const float *B, int ldb, float *C, int ldc, int mr, int nr,
                   const float *bias, const int *ncol)
 {
-    /* a whole tile goes straight into C (a per-row copy cost ~9% of the
-     * tile's time at SEDflow's size: GCC made each row a memcpy call) */
-    int whole = mr == SF_GEMM_MR && nr == SF_GEMM_NR;
-    for (int i = 0; whole && ncol && i < mr; i++) whole = ncol[i] >= SF_GEMM_NR;
     float t[SF_GEMM_MR * SF_GEMM_NR];
-    float *T = whole ? C : t;
-    const long ldt = whole ? ldc : SF_GEMM_NR;
     if (ak == 1)
-        tile_body(K, A, ai, 1, mr, B, ldb, bias, T, ldt); /* rows of a row-major matrix */
+        tile_body(K, A, ai, 1, mr, B, ldb, t); /* rows of a row-major matrix */
     else
-        tile_body(K, A, 1, ak, mr, B, ldb, bias, T, ldt); /* packed panels (ak = MR) or columns of one */
-    if (!whole) store_part(t, C, ldc, mr, nr, ncol);
+        tile_body(K, A, 1, ak, mr, B, ldb, t); /* packed panels (ak = MR) or columns of one */
+    store_tile(t, C, ldc, mr, nr, bias, ncol);
 }

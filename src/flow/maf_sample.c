@@ -20,9 +20,8 @@
  * register-blocked kernel: for 2 output units x 48 rows (12 accumulators,
  * enough independent FMA chains to cover the FMA latency), loop over the
  * known inputs i with one broadcast of W[o][i] per unit and 6 vector loads
- * of X[i][rows] (no packing, no BLAS call), then one store; the tanh runs
- * over the finished slice.  An odd slice ends with 3 units x 24 rows, twice.
- * Inputs go in tiles of 128 for large H (L1).  The softplus
+ * of X[i][rows] (no packing, no BLAS call), then bias + tanh in registers
+ * and one store.  Inputs go in tiles of 128 for large H (L1).  The softplus
  * / log / affine update of output d runs over the 48 rows in vectors too.
  * Summation order is fixed (bias, then inputs in order), rows never mix, so
  * results do not depend on the thread count.  Without AVX2 + FMA the same
@@ -69,49 +68,31 @@ static inline const float *ev_b(const sf_flow *f, int k, int j)
 /* ---- kernels: one row block of RB rows ------------------------------------ */
 
 #ifdef SF_FLOW_AVX2
-/* For b < NB units (rows of W) and the first 8 NQ rows of the row block:
- * acc = bias[b] (first) or Y[b] (a partial sum), acc += sum_{i0<=i<i1}
- * W[b][i] X[i][0:8 NQ], Y[b][0:8 NQ] = acc (tanh: slice_tanh, after the
- * slice).  NB = 2, NQ = 6: 12 accumulators, 2 broadcasts + 6 loads per 12
- * FMAs (2 units x 32 rows was no faster than 2 x 40, and 2 x 40 was 8-14%
- * slower than 2 x 48).  NB = 3, NQ = 3 (3 units x 24 rows, run on both
- * halves of the row block): 9 accumulators, 3 broadcasts + 3 loads per 9
- * FMAs, for the last three units of an odd slice (3 x 48 spills with GCC;
- * a lone unit, 6 FMA chains of 5 cycles' latency, ran at ~60% of the pair). */
-static inline __attribute__((always_inline)) void slice_kernel(const int NB, const int NQ, const float *W, int ldw,
+/* For b < NB units (rows of W): acc = bias[b] (first) or Y[b] (a partial
+ * sum), acc += sum_{i0<=i<i1} W[b][i] X[i][0:RB], Y[b][0:RB] = tanh(acc)
+ * (last) or acc.  NB = 2: 12 accumulators, 2 broadcasts + 6 loads per 12 FMAs
+ * (NB = 3 spills with GCC; 2 units x 32 rows was no faster than 2 x 40, and
+ * 2 x 40 was 8-14% slower than 2 x 48). */
+static inline __attribute__((always_inline)) void slice_kernel(const int NB, const float *W, int ldw,
                                                                const float *bias, int i0, int i1, const float *X,
-                                                               float *Y, int first)
+                                                               float *Y, int first, int last)
 {
-    __m256 a[3][NV];
+    __m256 a[2][NV];
     for (int b = 0; b < NB; b++)
-        for (int q = 0; q < NQ; q++)
+        for (int q = 0; q < NV; q++)
             a[b][q] = first ? _mm256_set1_ps(bias[b]) : _mm256_load_ps(Y + (size_t)b * RB + 8 * q);
     for (int i = i0; i < i1; i++) {
         const float *x = X + (size_t)i * RB;
-        __m256 w[3];
+        __m256 w[2];
         for (int b = 0; b < NB; b++) w[b] = _mm256_broadcast_ss(W + (size_t)b * ldw + i);
-        for (int q = 0; q < NQ; q++) {
+        for (int q = 0; q < NV; q++) {
             __m256 xq = _mm256_load_ps(x + 8 * q);
             __asm__("" : "+x"(xq)); /* keep xq in a register: GCC would fold the load into each FMA */
             for (int b = 0; b < NB; b++) a[b][q] = _mm256_fmadd_ps(w[b], xq, a[b][q]);
         }
     }
     for (int b = 0; b < NB; b++)
-        for (int q = 0; q < NQ; q++) _mm256_store_ps(Y + (size_t)b * RB + 8 * q, a[b][q]);
-}
-
-/* y[0:n] = tanh(y) in place, n a multiple of 24: three vectors interleaved
- * (in isolation 3.0-3.4 ns per vector instead of 3.5-3.9 one after another;
- * six spill). */
-#define TN 3
-static inline void slice_tanh(float *y, int n)
-{
-    for (int i = 0; i < n; i += 8 * TN) {
-        __m256 v[TN];
-        for (int q = 0; q < TN; q++) v[q] = _mm256_load_ps(y + i + 8 * q);
-        sf_tanh8_n(TN, v);
-        for (int q = 0; q < TN; q++) _mm256_store_ps(y + i + 8 * q, v[q]);
-    }
+        for (int q = 0; q < NV; q++) _mm256_store_ps(Y + (size_t)b * RB + 8 * q, last ? sf_tanh8(a[b][q]) : a[b][q]);
 }
 
 /* Output d for one row block: (s, t) from X = h2 (p inputs), then
@@ -153,21 +134,20 @@ static inline __attribute__((always_inline)) void output_update(const int LD, co
     }
 }
 #else
-static inline void slice_kernel(const int NB, const int NQ, const float *W, int ldw, const float *bias, int i0,
-                                int i1, const float *X, float *Y, int first)
+static inline void slice_kernel(const int NB, const float *W, int ldw, const float *bias, int i0, int i1,
+                                const float *X, float *Y, int first, int last)
 {
     for (int b = 0; b < NB; b++) {
         float *y = Y + (size_t)b * RB;
         if (first)
-            for (int r = 0; r < 8 * NQ; r++) y[r] = bias[b];
+            for (int r = 0; r < RB; r++) y[r] = bias[b];
         for (int i = i0; i < i1; i++) {
             const float w = W[(size_t)b * ldw + i], *x = X + (size_t)i * RB;
-            for (int r = 0; r < 8 * NQ; r++) y[r] += w * x[r];
+            for (int r = 0; r < RB; r++) y[r] += w * x[r];
         }
+        if (last) sf_flow_tanh(y, NULL, RB);
     }
 }
-
-static inline void slice_tanh(float *y, int n) { sf_flow_tanh(y, NULL, (size_t)n); }
 
 static inline void output_update(const int LD, const float *ws, const float *wt, float bs, float bt, int p,
                                  const float *X, const float *v, float *u, double *ldet, float *ssum)
@@ -189,10 +169,6 @@ static inline void output_update(const int LD, const float *ws, const float *wt,
 
 /* Units [lo, hi) of one layer for nrb row blocks: Y[o] = tanh(bias[o] +
  * W[o][0:p] X[0:p]).  X: blocks of ldx units x RB, Y: blocks of H x RB.
- * The sums are stored first and the tanh runs over the whole slice of the
- * row block, (hi - lo) x RB contiguous floats: in the kernel's epilogue its
- * 12 rational tanhs competed with the 12 live accumulators for registers
- * (and ran ~4% slower overall, 6 x 128, alternating runs 2026-12-01).
  * The inputs go in tiles of PTILE (24 KB of X per row block, kept in L1
  * while the slice's units pass over it; H = 500 would otherwise stream X
  * from L2 once per pair of units), partial sums kept in Y. */
@@ -207,22 +183,15 @@ static void layer_slice(const float *W, int ldw, const float *bias, int lo, int 
         float *Yb = Y + (size_t)rb * H * RB;
         int i0 = 0;
         do {
-            const int i1 = p - i0 > PTILE + PTILE / 2 ? i0 + PTILE : p, first = i0 == 0;
+            const int i1 = p - i0 > PTILE + PTILE / 2 ? i0 + PTILE : p, first = i0 == 0, last = i1 == p;
             for (int o = lo; o < hi; o += 2) {
                 const float *Wo = W + (size_t)o * ldw;
                 float *Yo = Yb + (size_t)o * RB;
-                if (hi - o == 3) { /* an odd slice's last three units: 3 x 24 rows twice */
-                    slice_kernel(3, NV / 2, Wo, ldw, bias + o, i0, i1, Xb, Yo, first);
-                    slice_kernel(3, NV / 2, Wo, ldw, bias + o, i0, i1, Xb + RB / 2, Yo + RB / 2, first);
-                    o++;
-                } else if (hi - o >= 2)
-                    slice_kernel(2, NV, Wo, ldw, bias + o, i0, i1, Xb, Yo, first);
-                else
-                    slice_kernel(1, NV, Wo, ldw, bias + o, i0, i1, Xb, Yo, first);
+                if (hi - o >= 2) slice_kernel(2, Wo, ldw, bias + o, i0, i1, Xb, Yo, first, last);
+                else slice_kernel(1, Wo, ldw, bias + o, i0, i1, Xb, Yo, first, last);
             }
             i0 = i1;
         } while (i0 < p);
-        slice_tanh(Yb + (size_t)lo * RB, (hi - lo) * RB);
     }
 }
 
