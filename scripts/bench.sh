@@ -16,3 +16,6 @@ for b in build/bench/bench_*; do
 done
 echo "## bench_flow --flow nsf"
 build/bench/bench_flow --flow nsf
+echo "## bench_flow --model models/sedflow_default.h5 (the shipped models' own sampling)"
+build/bench/bench_flow --model models/sedflow_default.h5
+build/bench/bench_flow --model models/sedflow_fast.h5
