@@ -2,8 +2,9 @@
  * log q driver shared by the flow families (sf_flow_logq, sf_flow_logq_base)
  * and the batch loss of the trainers.  Rows go in fixed chunks of
  * SF_FLOW_CHUNK rows, one chunk per thread at a time (single-threaded
- * sgemm inside the family's forward pass), so results do not depend on the
- * thread count.  Per row: the input (box map, z-scoring; sf_flow_input_row),
+ * inside the family's forward pass: the MAF's unit-major kernels of
+ * maf_sample.c, the NSF's sgemm), so results do not depend on the thread
+ * count.  Per row: the input (box map, z-scoring; sf_flow_input_row),
  * the family's forward pass to the base variable z (sf_flow_evaluator), then
  * sf_flow_row_logq with the flow's and the box map's log-dets.
  */

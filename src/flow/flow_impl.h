@@ -222,7 +222,7 @@ typedef struct {
     void (*forward)(const sf_flow *f, void *ws, int n, float *u, const float *xz, double *ldet);
 } sf_flow_evaluator;
 
-extern const sf_flow_evaluator sf_maf_evaluator; /* maf_eval.c */
+extern const sf_flow_evaluator sf_maf_evaluator; /* maf_sample.c */
 extern const sf_flow_evaluator sf_nsf_evaluator; /* nsf_eval.c */
 
 /* log q of one row from its base variable z (D floats) and the sum of its
