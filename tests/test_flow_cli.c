@@ -40,6 +40,18 @@ int main(void)
     double mlq = 0;
     const char *p = strstr(out, "mean log q = ");
     CHECK(rc == 0 && p && sscanf(p, "mean log q = %lf", &mlq) == 1 && mlq > -10 && mlq < 5, "logprob prints mean log q = %g", mlq);
+    /* rows outside the model's box ([-20, 20]): the mean is -inf, not the finite rows' mean */
+    char wide[256];
+    snprintf(wide, sizeof wide, "%s/wide.h5", dir);
+    CHECK(synth_write_box(wide, &m, 300, 5, 30, 7) == 0, "wrote a test file with 7 rows outside the model's box");
+    snprintf(cmd, sizeof cmd, "%s logprob --model %s --data %s 2>&1", bin, model, wide);
+    rc = tu_run(cmd, out, sizeof out);
+    double fin = 0;
+    p = strstr(out, "finite rows: mean log q = ");
+    CHECK(rc == 0 && strstr(out, "mean log q = -inf\n") && strstr(out, "outside the prior box (log q = -inf) = 7\n") &&
+              p && sscanf(p, "finite rows: mean log q = %lf", &fin) == 1 && fin > -10 && fin < 5 &&
+              strstr(out, "n = 293") && strstr(out, "7 of 300 rows have no finite log q"),
+          "logprob: 7 rows outside the box give mean log q = -inf, then the 293 finite rows' mean %g: %.300s", fin, out);
 
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5,0.5 --n 500 --seed 3 2>&1", bin, model);
     rc = tu_run(cmd, out, sizeof out);
@@ -54,6 +66,10 @@ int main(void)
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5abc,0.5 --n 5 2>&1", bin, model);
     CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "value 1 of '0.5abc,0.5' is not a finite number"),
           "a number with trailing text names the value: %.120s", out);
+    /* n D 8 bytes wrapped around to 72 and the sampler wrote past them (segfault) */
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5,0.5 --n 209622091746699451 2>&1", bin, model);
+    CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "too many samples"),
+          "--n whose buffer size overflows is a usage error: %.120s", out);
     /* OpenMP crashed on 100,000 threads; 3e9 wrapped when cast to int */
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5,0.5 --n 5 --threads 100000 2>&1", bin, model);
     CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "--threads must be 0 (all cores) to 1024"),

@@ -202,6 +202,30 @@ int main(void)
         CHECK(c != EOF && sf_flow_load(cpath, &g) != SF_OK && !g, "a flipped bit in the weights is refused on load: %s",
               sf_last_error());
     }
+    /* values a valid checksum cannot catch (a hand-edited or badly written
+     * file): a NaN weight (the clamped tanh maps it to +-1: plausible, wrong
+     * posteriors), a negative BN variance, an empty or a NaN prior box */
+    for (int spoil = 0; spoil < 4; spoil++) {
+        static const char *what[] = {"is not finite", "is not a finite variance", "empty or not a number",
+                                     "empty or not a number"};
+        char cpath[300];
+        snprintf(cpath, sizeof cpath, "%s/spoil%d.h5", dir, spoil);
+        g = NULL;
+        CHECK(sf_flow_load(model, &g) == SF_OK && g, "load the model to spoil it");
+        if (!g) break;
+        double lo[3], hi[3];
+        sf_flow_get_prior(g, lo, hi);
+        if (spoil == 0) sf_flow_params(g)[17] = NAN;
+        if (spoil == 1) sf_flow_bn_running(g)[sf_flow_get_config(g)->H + 3] = -0.5f; /* layer 0's variances follow its H means */
+        if (spoil == 2) lo[1] = hi[1];
+        if (spoil == 3) hi[2] = NAN;
+        sf_flow_set_prior(g, lo, hi);
+        CHECK(sf_flow_save(g, cpath) == SF_OK, "saved the spoilt copy %d", spoil);
+        sf_flow_free(g);
+        g = NULL;
+        CHECK(sf_flow_load(cpath, &g) == SF_EFORMAT && !g && strstr(sf_last_error(), what[spoil]),
+              "spoilt model %d refused on load: %s", spoil, sf_last_error());
+    }
     /* wrong format version */
     hid_t fh = H5Fopen(model, H5F_ACC_RDWR, H5P_DEFAULT);
     CHECK(fh >= 0 && sf_h5_attr_set_long(fh, ".", "format_version", 0) == SF_OK, "rewrote format_version = 0");

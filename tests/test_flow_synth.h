@@ -75,12 +75,16 @@ static inline double synth_logp(const synth_model *m, const double *theta, const
 }
 
 /* Write a training file; returns 0 on success. */
-static inline int synth_write(const char *path, const synth_model *m, size_t n, uint64_t seed)
+/* synth_write with the prior box [-box, box] and, when out > 0, theta_0 of
+ * the first `out` rows set to 0.5 (20 + box): outside the usual box. */
+static inline int synth_write_box(const char *path, const synth_model *m, size_t n, uint64_t seed, double box,
+                                  size_t out)
 {
     double *th = malloc(sizeof(double) * n * m->D), *x = malloc(sizeof(double) * n * m->C);
     synth_draw(m, n, seed, 0, th, x);
+    for (size_t r = 0; r < out && r < n; r++) th[r * m->D] = 0.5 * (20 + box);
     double lo[8], hi[8];
-    for (int i = 0; i < m->D; i++) lo[i] = -20, hi[i] = 20;
+    for (int i = 0; i < m->D; i++) lo[i] = -box, hi[i] = box;
     hid_t f;
     int bad = sf_h5_create(path, &f) != SF_OK;
     if (!bad) {
@@ -99,6 +103,11 @@ static inline int synth_write(const char *path, const synth_model *m, size_t n, 
     free(th);
     free(x);
     return bad;
+}
+
+static inline int synth_write(const char *path, const synth_model *m, size_t n, uint64_t seed)
+{
+    return synth_write_box(path, m, n, seed, 20, 0);
 }
 
 /* Run n whole epochs of trainer t (steps until the epoch ends, then

@@ -1,5 +1,6 @@
 /* sedflow sample: posterior draws theta ~ q(theta | x) for one x. */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -65,7 +66,11 @@ int cmd_sample(int argc, char **argv)
     sf_status st = sf_flow_load(model, &f);
     if (st) return cli_fail(cmd, st);
     const sf_flow_config *cfg = sf_flow_get_config(f);
-    double *x = malloc(sizeof(double) * (cfg->C + 1)), *s = malloc(sizeof(double) * n * cfg->D);
+    if ((unsigned long)n > SIZE_MAX / 128 / sizeof(double) / (size_t)cfg->D) { /* n D doubles; 100 n proposals */
+        sf_flow_free(f);
+        return cli_usage_error(cmd, "--n %ld: too many samples for this machine's address space", n);
+    }
+    double *x = malloc(sizeof(double) * (cfg->C + 1)), *s = malloc(sizeof(double) * (size_t)n * cfg->D);
     if (!x || !s) {
         free(x), free(s), sf_flow_free(f);
         return cli_fail(cmd, SF_ERROR(SF_ENOMEM, "out of memory"));

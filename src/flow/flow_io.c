@@ -209,6 +209,21 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
         st = SF_ERROR(SF_EFORMAT, "'%s': cannot read the weights: the file is corrupted or truncated (%s)", path, why);
         goto done;
     }
+    /* a NaN weight would pass through the clamped tanh as +-1 and give
+     * plausible, wrong posteriors: refuse it here */
+    for (size_t i = 0; i < f->n_params; i++)
+        if (!isfinite(f->params[i])) {
+            st = SF_ERROR(SF_EFORMAT, "'%s': weights/params[%zu] = %g is not finite", path, i, f->params[i]);
+            goto done;
+        }
+    for (size_t i = 0; i < f->n_bn; i++) {
+        const int is_var = (int)(i / (size_t)H % 2); /* per BN layer: H means, then H variances */
+        if (!isfinite(f->bn_run[i]) || (is_var && f->bn_run[i] < 0)) {
+            st = SF_ERROR(SF_EFORMAT, "'%s': weights/bn_running[%zu] = %g is not a finite %s", path, i,
+                          f->bn_run[i], is_var ? "variance >= 0" : "mean");
+            goto done;
+        }
+    }
     TRY(sf_h5_read_int64(file, "arch/perm", (size_t)(K * D), &pp, NULL));
     for (long long k = 0; k < K; k++) {
         int seen[1024] = {0};
@@ -235,6 +250,13 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
     }
     TRY(sf_h5_read_double_into(file, "prior/lower", (size_t)D, f->lower));
     TRY(sf_h5_read_double_into(file, "prior/upper", (size_t)D, f->upper));
+    for (long long i = 0; i < D; i++) /* the logit map needs a finite box */
+        if (!(f->lower[i] < f->upper[i]) ||
+            (map == SF_FLOW_THETA_LOGIT && !(isfinite(f->lower[i]) && isfinite(f->upper[i])))) {
+            st = SF_ERROR(SF_EFORMAT, "'%s': prior box of parameter %lld is [%g, %g]: %s", path, i, f->lower[i],
+                          f->upper[i], f->lower[i] < f->upper[i] ? "not finite (logit map)" : "empty or not a number");
+            goto done;
+        }
     sf_flow_set_prior(f, NULL, NULL); /* derived constants */
     sf_h5_attr_get_string(file, "names", "theta_names", f->theta_names, SF_FLOW_NAME_LEN);
     sf_h5_attr_get_string(file, "names", "theta_units", f->theta_units, SF_FLOW_NAME_LEN);

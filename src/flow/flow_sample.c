@@ -20,6 +20,7 @@
  * the chunks of each round.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,6 +193,9 @@ sf_status sf_flow_sample(const sf_flow *f, size_t G, const double *x, size_t n, 
     const double *lo = lower ? lower : f->lower, *hi = upper ? upper : f->upper;
     for (int d = 0; d < f->D; d++)
         if (!(lo[d] < hi[d])) return SF_ERROR(SF_EINVAL, "empty box in dimension %d: [%g, %g]", d, lo[d], hi[d]);
+    /* G n D doubles of samples, 100 n proposals: sizes that cannot overflow */
+    if (n > SIZE_MAX / 128 / (size_t)f->D / sizeof(double) / G)
+        return SF_ERROR(SF_EINVAL, "%zu galaxies x %zu samples is too many", G, n);
     const size_t budget = max_proposals ? max_proposals : 100 * n;
     if (budget < n) return SF_ERROR(SF_EINVAL, "max_proposals %zu < n %zu", budget, n);
     sf_flow_blas_single();
