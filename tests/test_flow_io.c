@@ -226,6 +226,23 @@ int main(void)
         CHECK(sf_flow_load(cpath, &g) == SF_EFORMAT && !g && strstr(sf_last_error(), what[spoil]),
               "spoilt model %d refused on load: %s", spoil, sf_last_error());
     }
+    /* a variable-length UTF-8 string attribute (what h5py writes for a Python
+     * str) is read: it came back empty, HDF5 converts no UTF-8 to ASCII */
+    {
+        const char *units = "kpc,Gyr,\xc3\xa5ngstr\xc3\xb6m";
+        hid_t uh = H5Fopen(model, H5F_ACC_RDWR, H5P_DEFAULT), ut = H5Tcopy(H5T_C_S1), us = H5Screate(H5S_SCALAR);
+        H5Tset_size(ut, H5T_VARIABLE);
+        H5Tset_cset(ut, H5T_CSET_UTF8);
+        H5Adelete_by_name(uh, "names", "theta_units", H5P_DEFAULT);
+        hid_t ua = H5Acreate_by_name(uh, "names", "theta_units", ut, us, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        herr_t wr = H5Awrite(ua, ut, &units);
+        H5Aclose(ua), H5Sclose(us), H5Tclose(ut), H5Fclose(uh);
+        g = NULL;
+        const sf_status lst = sf_flow_load(model, &g);
+        CHECK(wr >= 0 && lst == SF_OK && !strcmp(sf_flow_theta_units(g), units),
+              "a variable-length UTF-8 units attribute is read: '%s'", g ? sf_flow_theta_units(g) : "");
+        sf_flow_free(g);
+    }
     /* wrong format version */
     hid_t fh = H5Fopen(model, H5F_ACC_RDWR, H5P_DEFAULT);
     CHECK(fh >= 0 && sf_h5_attr_set_long(fh, ".", "format_version", 0) == SF_OK, "rewrote format_version = 0");

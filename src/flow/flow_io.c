@@ -144,8 +144,12 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
         return SF_ERROR(SF_EFORMAT,
                         "'%s' has model format version %lld; this sedflow reads versions 1 to %d (retrain the model)",
                         path, ver, SF_FLOW_FORMAT_VERSION);
-    if (sf_h5_attr_get_string(file, ".", "flow", s, sizeof s) || (strcmp(s, "maf") && strcmp(s, "nsf")))
-        return SF_ERROR(SF_EFORMAT, "'%s': unknown flow family '%s'", path, s);
+    if (sf_h5_attr_get_string(file, ".", "flow", s, sizeof s)) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", sf_last_error()); /* SF_ERROR rewrites that buffer */
+        return SF_ERROR(SF_EFORMAT, "'%s': cannot read its root attribute 'flow' (%s)", path, why);
+    }
+    if (strcmp(s, "maf") && strcmp(s, "nsf")) return SF_ERROR(SF_EFORMAT, "'%s': unknown flow family '%s'", path, s);
     const int is_nsf = !strcmp(s, "nsf");
     sf_status st = SF_OK;
     sf_flow *f = NULL;

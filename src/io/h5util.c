@@ -208,15 +208,17 @@ sf_status sf_h5_attr_get_double(hid_t loc, const char *obj, const char *attr, do
 
 sf_status sf_h5_attr_get_string(hid_t loc, const char *obj, const char *attr, char *buf, size_t len)
 {
+    if (len) buf[0] = '\0'; /* empty on any error: no stale contents */
     if (H5Aexists_by_name(loc, obj, attr, H5P_DEFAULT) <= 0)
         return SF_ERROR(SF_EFORMAT, "attribute '%s' of '%s' missing", attr, obj);
     hid_t a = H5Aopen_by_name(loc, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
     hid_t t = H5Aget_type(a);
     sf_status st = SF_OK;
     if (H5Tget_class(t) != H5T_STRING) st = SF_ERROR(SF_EFORMAT, "attribute '%s' is not a string", attr);
-    else if (H5Tis_variable_str(t) > 0) {
+    else if (H5Tis_variable_str(t) > 0) { /* h5py's default for a Python str */
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t)); /* HDF5 converts no ASCII <-> UTF-8 */
         char *s = NULL;
         if (H5Aread(a, mt, &s) < 0 || !s) st = SF_ERROR(SF_EFORMAT, "cannot read attribute '%s'", attr);
         else {
@@ -229,6 +231,7 @@ sf_status sf_h5_attr_get_string(hid_t loc, const char *obj, const char *attr, ch
         char *s = calloc(sz + 1, 1);
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, sz + 1);
+        H5Tset_cset(mt, H5Tget_cset(t));
         if (!s) st = SF_ERROR(SF_ENOMEM, "out of memory");
         else if (H5Aread(a, mt, s) < 0) st = SF_ERROR(SF_EFORMAT, "cannot read attribute '%s'", attr);
         else snprintf(buf, len, "%s", s);

@@ -49,7 +49,8 @@ sf_status sf_h5_write_int64(hid_t loc, const char *name, int rank, const size_t 
 /* Scalar attributes on an object (loc + object name; "." for loc itself). */
 sf_status sf_h5_attr_get_long(hid_t loc, const char *obj, const char *attr, long long *v);
 sf_status sf_h5_attr_get_double(hid_t loc, const char *obj, const char *attr, double *v);
-/* String attribute into buf of size len (truncated, always terminated). */
+/* String attribute into buf of size len (truncated, always terminated; ""
+ * on error): fixed or variable length, ASCII or UTF-8 (h5py's default). */
 sf_status sf_h5_attr_get_string(hid_t loc, const char *obj, const char *attr, char *buf, size_t len);
 sf_status sf_h5_attr_set_long(hid_t loc, const char *obj, const char *attr, long long v);
 sf_status sf_h5_attr_set_double(hid_t loc, const char *obj, const char *attr, double v);
