@@ -31,6 +31,18 @@ int main(void)
     rc = tu_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "resumed after epoch 2") && strstr(out, "epoch    3") && !strstr(out, "epoch    1"),
           "--resume continues at epoch 3 (rc %d)", rc);
+    /* another validation split, or other data of the same size: refused */
+    snprintf(cmd, sizeof cmd, "%s train --data %s --out %s --blocks 2 --hidden 16 --batch 64 --max-epochs 4 --threads 1 "
+             "--resume --val-frac 0.3 2>&1", bin, data, model);
+    rc = tu_run(cmd, out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "300 validation rows, not 900"), "--resume with another --val-frac refused: %.200s", out);
+    char other[256];
+    snprintf(other, sizeof other, "%s/other.h5", dir);
+    CHECK(synth_write(other, &m, 3000, 5) == 0, "wrote another training file of the same size");
+    snprintf(cmd, sizeof cmd, "%s train --data %s --out %s --blocks 2 --hidden 16 --batch 64 --max-epochs 4 --threads 1 "
+             "--resume 2>&1", bin, other, model);
+    rc = tu_run(cmd, out, sizeof out);
+    CHECK(rc != 0 && strstr(out, "other training data"), "--resume on other data refused: %.200s", out);
     sf_flow *f = NULL;
     CHECK(sf_flow_load(model, &f) == SF_OK && sf_flow_history(f, NULL) == 3, "model has 3 history rows");
     sf_flow_free(f);

@@ -60,7 +60,8 @@ static void help(void)
            "                     the same model for any T\n"
            "  --max-epochs N     stop after N epochs in total (default: no limit)\n"
            "  --max-minutes M    stop after M minutes of wall time in this run (default: no limit)\n"
-           "  --resume           continue from PATH.ckpt (same data, seed and architecture)\n",
+           "  --resume           continue from PATH.ckpt (same data, seed, --val-frac and\n"
+           "                     architecture: another is refused)\n",
            SF_MAX_THREADS);
     printf("  --precise-bn N     MAF: after training, before writing PATH, set every batch-norm\n"
            "                     layer's evaluation mean and variance to the exact statistics over\n"

@@ -9,6 +9,7 @@
  * every epoch end, before validation (docs/FLOW.md "Precise BN").
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,22 @@ struct sf_flow_trainer {
     double ep_sum, t0, seconds;
     size_t ep_rows;
     gsl_rng *rng;
+    uint64_t data_hash; /* of the training set's values (checkpoints: resume on the same data) */
 };
+
+/* FNV-1a over 64-bit words: the bytes of theta (n x D) then x (n x C). */
+static uint64_t data_hash(const sf_flow_data *d)
+{
+    uint64_t h = 0xcbf29ce484222325ULL, w;
+    const double *a[2] = {d->theta, d->x};
+    const size_t len[2] = {d->n * (size_t)d->D, d->n * (size_t)d->C};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < len[k]; i++) {
+            memcpy(&w, a[k] + i, sizeof w);
+            h = (h ^ w) * 0x100000001b3ULL;
+        }
+    return h;
+}
 
 static double now_s(void)
 {
@@ -113,6 +129,7 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
     t->n_val = n_val;
     t->n_train = d->n - n_val;
     t->n_pbn = f->nsf ? 0 : cfg->precise_bn_rows < t->n_train ? cfg->precise_bn_rows : t->n_train;
+    t->data_hash = data_hash(d);
     const size_t np = f->n_params, D = (size_t)f->D, C = (size_t)f->C;
     t->idx = malloc(d->n * sizeof(size_t));
     t->order = malloc(t->n_train * sizeof(size_t));
@@ -382,6 +399,8 @@ sf_status sf_flow_trainer_checkpoint(const sf_flow_trainer *t, const char *path)
     TRY(sf_h5_attr_set_long(file, "trainer", "best_epoch", t->best_epoch));
     TRY(sf_h5_attr_set_long(file, "trainer", "since_improvement", t->since));
     TRY(sf_h5_attr_set_long(file, "trainer", "n_rows", (long long)t->d->n));
+    TRY(sf_h5_attr_set_long(file, "trainer", "n_val", (long long)t->n_val));
+    TRY(sf_h5_attr_set_long(file, "trainer", "data_hash", (long long)t->data_hash));
     TRY(sf_h5_attr_set_long(file, "trainer", "seed", (long long)t->cfg.seed));
     TRY(sf_h5_attr_set_long(file, "trainer", "precise_bn_rows", (long long)t->n_pbn));
     TRY(sf_h5_attr_set_double(file, "trainer", "best_val_logq", t->best_val));
@@ -425,6 +444,23 @@ sf_status sf_flow_trainer_resume(sf_flow_trainer *t, const char *path)
         st = SF_ERROR(SF_EFORMAT, "checkpoint '%s' was made with %lld rows and seed %lld, not %zu and %llu", path,
                       n_rows, seed, t->d->n, (unsigned long long)t->cfg.seed);
         goto done;
+    }
+    /* checkpoints since 2026-12-01: the same validation split and data (older
+     * ones lack both; the row count and seed above are all they can check) */
+    if (H5Aexists_by_name(file, "trainer", "n_val", H5P_DEFAULT) > 0) {
+        long long n_val = 0, hash = 0;
+        TRY(sf_h5_attr_get_long(file, "trainer", "n_val", &n_val));
+        TRY(sf_h5_attr_get_long(file, "trainer", "data_hash", &hash));
+        if ((size_t)n_val != t->n_val) {
+            st = SF_ERROR(SF_EFORMAT, "checkpoint '%s' was made with %lld validation rows, not %zu (another "
+                          "--val-frac would move trained rows into the validation set)", path, n_val, t->n_val);
+            goto done;
+        }
+        if ((uint64_t)hash != t->data_hash) {
+            st = SF_ERROR(SF_EFORMAT, "checkpoint '%s' was made with other training data (same size, other values)",
+                          path);
+            goto done;
+        }
     }
     TRY(sf_h5_attr_get_long(file, "trainer", "step", &step));
     TRY(sf_h5_attr_get_long(file, "trainer", "epoch", &epoch));
