@@ -82,6 +82,12 @@ int main(void)
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5,0.5 --n 209622091746699451 2>&1", bin, model);
     CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "too many samples"),
           "--n whose buffer size overflows is a usage error: %.120s", out);
+    /* -1 meant "not given" (the default) and a negative seed wrapped around */
+    snprintf(cmd, sizeof cmd, "%s train --data %s --out %s/t.h5 --blocks -1 2>&1", bin, data, dir);
+    CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "--blocks -1, --hidden 500: both must be >= 1"),
+          "train --blocks -1 is a usage error: %.120s", out);
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5,0.5 --n 5 --seed -1 2>&1", bin, model);
+    CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "--seed must be >= 0"), "sample --seed -1 is a usage error");
     /* OpenMP crashed on 100,000 threads; 3e9 wrapped when cast to int */
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 0.5,0.5 --n 5 --threads 100000 2>&1", bin, model);
     CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "--threads must be 0 (all cores) to 1024"),

@@ -33,6 +33,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Parse helpers: return 0 on success, nonzero (after printing) on bad input. */
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *v);
 int cli_parse_long(const char *cmd, const char *opt, const char *s, long *v);
+/* --seed S: an integer >= 0 (a negative one wrapped to a huge unsigned seed). */
+int cli_parse_seed(const char *cmd, const char *s, long *v);
 /* --threads T: an integer in [0, SF_MAX_THREADS] (core/threads.h; 0: all
  * cores); otherwise prints why (cli_usage_error) and returns 1 (the library
  * would cut it silently, and a long beyond INT_MAX wrapped when cast). */

@@ -111,7 +111,7 @@ int cmd_compare(int argc, char **argv)
         case 'r': rows_s = optarg; break;
         case 'C': columns = optarg; break;
         case 'L': if (cli_parse_long(cmd, "--nsamples", optarg, &L)) return 2; break;
-        case 's': if (cli_parse_long(cmd, "--seed", optarg, &seed)) return 2; break;
+        case 's': if (cli_parse_seed(cmd, optarg, &seed)) return 2; break;
         case 'o': out = optarg; break;
         case 'p': {
             long v;

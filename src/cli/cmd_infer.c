@@ -276,7 +276,7 @@ int cmd_infer(int argc, char **argv)
             else io.n_samples = (size_t)v;
             break;
         case 's':
-            if (cli_parse_long(CMD, "--seed", optarg, &v)) rc = 2;
+            if (cli_parse_seed(CMD, optarg, &v)) rc = 2;
             else io.seed = (uint64_t)v;
             break;
         case 'T':

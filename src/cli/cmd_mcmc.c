@@ -83,7 +83,7 @@ int cmd_mcmc(int argc, char **argv)
         case 'i': ids_s = optarg; break;
         case 'r': rows_s = optarg; break;
         case 'C': columns = optarg; break;
-        case 's': if (cli_parse_long(cmd, "--seed", optarg, &seed)) return 2; break;
+        case 's': if (cli_parse_seed(cmd, optarg, &seed)) return 2; break;
         case 'm': model = optarg; break;
         case 'o': out = optarg; break;
         case 'T': if (cli_parse_threads(cmd, optarg, &threads)) return 2; break;

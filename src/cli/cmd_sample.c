@@ -51,7 +51,7 @@ int cmd_sample(int argc, char **argv)
         case 'm': model = optarg; break;
         case 'x': xs = optarg; break;
         case 'n': if (cli_parse_long(cmd, "--n", optarg, &n)) return 2; break;
-        case 's': if (cli_parse_long(cmd, "--seed", optarg, &seed)) return 2; break;
+        case 's': if (cli_parse_seed(cmd, optarg, &seed)) return 2; break;
         case 'p': if (cli_parse_long(cmd, "--max-proposals", optarg, &maxprop)) return 2; break;
         case 't': if (cli_parse_threads(cmd, optarg, &threads)) return 2; break;
         case 'h': help(); return 0;

@@ -56,7 +56,7 @@ int cmd_simulate(int argc, char **argv)
         switch (c) {
         case 'n': if (cli_parse_long("simulate", "--n", optarg, &n)) return 2; break;
         case 's':
-            if (cli_parse_long("simulate", "--seed", optarg, &v)) return 2;
+            if (cli_parse_seed("simulate", optarg, &v)) return 2;
             so.seed = (uint64_t)v;
             break;
         case 'o': out = optarg; break;

@@ -221,7 +221,7 @@ fail_quiet:
 int cmd_train(int argc, char **argv)
 {
     const char *cmd = "train", *data = NULL, *out = NULL, *flow = "maf", *map = "logit";
-    long K = -1, H = -1, batch = -1, seed = 1, threads = 0, max_epochs = 0, patience = 20, bins = 8;
+    long K = LONG_MIN, H = LONG_MIN, batch = LONG_MIN, seed = 1, threads = 0, max_epochs = 0, patience = 20, bins = 8;
     double lr = 5e-4, max_minutes = 0, val_frac = 0.1, tail = 3.0, lr_decay = 0, lr_min = 1e-5;
     long lr_patience = 5;
     int resume = 0, quiet = 0, seed_given = 0, lr_given = 0;
@@ -257,7 +257,7 @@ int cmd_train(int argc, char **argv)
         case 'N': if (cli_parse_double(cmd, "--lr-min", optarg, &lr_min)) return 2; break;
         case 'p': if (cli_parse_long(cmd, "--patience", optarg, &patience)) return 2; break;
         case 'v': if (cli_parse_double(cmd, "--val-frac", optarg, &val_frac)) return 2; break;
-        case 's': if (cli_parse_long(cmd, "--seed", optarg, &seed)) return 2; seed_given = 1; break;
+        case 's': if (cli_parse_seed(cmd, optarg, &seed)) return 2; seed_given = 1; break;
         case 't': if (cli_parse_threads(cmd, optarg, &threads)) return 2; break;
         case 'e': if (cli_parse_long(cmd, "--max-epochs", optarg, &max_epochs)) return 2; break;
         case 'm': if (cli_parse_double(cmd, "--max-minutes", optarg, &max_minutes)) return 2; break;
@@ -289,9 +289,9 @@ int cmd_train(int argc, char **argv)
     if (strcmp(flow, "maf") && !nsf) return cli_usage_error(cmd, "--flow '%s' unknown (available: maf, nsf)", flow);
     if (strcmp(map, "identity") && strcmp(map, "logit"))
         return cli_usage_error(cmd, "--theta-map '%s' unknown (available: identity, logit)", map);
-    if (K == -1) K = nsf ? 8 : 15; /* -1: not given */
-    if (H == -1) H = nsf ? 128 : 500;
-    if (batch == -1) batch = nsf ? 512 : 50;
+    if (K == LONG_MIN) K = nsf ? 8 : 15; /* LONG_MIN: not given */
+    if (H == LONG_MIN) H = nsf ? 128 : 500;
+    if (batch == LONG_MIN) batch = nsf ? 512 : 50;
     if (K < 1 || H < 1) return cli_usage_error(cmd, "--blocks %ld, --hidden %ld: both must be >= 1", K, H);
     if (batch < 2) return cli_usage_error(cmd, "--batch %ld: must be >= 2 (batch norm needs 2 rows)", batch);
     if (patience < 1) return cli_usage_error(cmd, "--patience %ld: must be >= 1", patience);

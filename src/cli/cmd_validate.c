@@ -196,7 +196,7 @@ int cmd_validate(int argc, char **argv)
         case 't': test = optarg; break;
         case 'n': if (cli_parse_long(cmd, "--ngal", optarg, &ngal)) return 2; break;
         case 'L': if (cli_parse_long(cmd, "--nsamples", optarg, &L)) return 2; break;
-        case 's': if (cli_parse_long(cmd, "--seed", optarg, &seed)) return 2; break;
+        case 's': if (cli_parse_seed(cmd, optarg, &seed)) return 2; break;
         case 'b': if (cli_parse_long(cmd, "--bins", optarg, &bins)) return 2; break;
         case 'k': if (cli_parse_long(cmd, "--tarp-samples", optarg, &tarp_k)) return 2; break;
         case 'D': no_derived = 1; break;

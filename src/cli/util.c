@@ -56,6 +56,16 @@ int cli_parse_long(const char *cmd, const char *opt, const char *s, long *v)
     return 0;
 }
 
+int cli_parse_seed(const char *cmd, const char *s, long *v)
+{
+    if (cli_parse_long(cmd, "--seed", s, v)) return 1;
+    if (*v < 0) {
+        cli_usage_error(cmd, "--seed must be >= 0, got %s", s);
+        return 1;
+    }
+    return 0;
+}
+
 int cli_parse_threads(const char *cmd, const char *s, long *v)
 {
     if (cli_parse_long(cmd, "--threads", s, v)) return 1;
