@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,9 @@ static void help(void)
            "  --threads T        OpenMP threads, 0 to %d (default 0: all cores); the same seed gives\n"
            "                     the same model for any T\n"
            "  --max-epochs N     stop after N epochs in total (default: no limit)\n"
-           "  --max-minutes M    stop after M minutes of wall time in this run (default: no limit)\n"
+           "  --max-minutes M    stop after M minutes of wall time in this run (default: no limit);\n"
+           "                     Ctrl-C (SIGINT) or SIGTERM stops the same way: the partial epoch\n"
+           "                     is validated, the checkpoint and the model written (again: abort)\n"
            "  --resume           continue from PATH.ckpt (same data, seed, --val-frac and\n"
            "                     architecture: another is refused)\n",
            SF_MAX_THREADS);
@@ -218,6 +221,31 @@ fail_quiet:
     return 1;
 }
 
+/* SIGINT / SIGTERM during training: stop after the current step, validate the
+ * partial epoch, write the checkpoint and the model (best weights), exit 0.
+ * A second signal kills the process (SA_RESETHAND). */
+static volatile sig_atomic_t interrupted = 0;
+
+static void on_signal(int signo)
+{
+    static const char msg[] = "\nsedflow train: interrupted: finishing this step, validating and writing the model "
+                              "(send the signal again to abort)\n";
+    interrupted = signo;
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 int cmd_train(int argc, char **argv)
 {
     const char *cmd = "train", *data = NULL, *out = NULL, *flow = "maf", *map = "logit";
@@ -357,6 +385,7 @@ int cmd_train(int argc, char **argv)
                     sf_flow_trainer_lr(t));
     }
     const char *reason = "patience";
+    catch_signals();
     for (;;) {
         if (max_epochs && sf_flow_trainer_epochs(t) >= max_epochs) {
             reason = "max_epochs";
@@ -365,7 +394,7 @@ int cmd_train(int argc, char **argv)
         int more = 1, stop = 0, late = 0;
         while (more && !late) {
             if ((st = sf_flow_trainer_step(t, &more))) goto fail;
-            late = max_minutes > 0 && cli_now() - t_start > 60 * max_minutes;
+            late = (max_minutes > 0 && cli_now() - t_start > 60 * max_minutes) || interrupted;
         }
         sf_flow_epoch_stats es;
         if ((st = sf_flow_trainer_epoch_end(t, &es, &stop))) goto fail;
@@ -379,7 +408,7 @@ int cmd_train(int argc, char **argv)
         if ((st = sf_flow_trainer_checkpoint(t, ckpt))) goto fail;
         if (stop) break;
         if (late) {
-            reason = "max_minutes";
+            reason = interrupted ? "interrupted" : "max_minutes";
             break;
         }
     }
