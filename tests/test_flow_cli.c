@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/h5util.h"
 #include "sedflow/flow.h"
 #include "test_flow_synth.h"
 #include "testutil.h"
@@ -109,6 +110,21 @@ int main(void)
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s/t.h5 --val-frac 1 2>&1", bin, data, dir);
     CHECK(tu_run(cmd, out, sizeof out) == 2 && strstr(out, "--val-frac 1: must be in (0, 1)"),
           "train --val-frac 1 names the option: %.120s", out);
+    /* a malformed /support group is reported, not a silent end of the checks */
+    {
+        char bad[300], cp[700];
+        snprintf(bad, sizeof bad, "%s/badsupport.h5", dir);
+        snprintf(cp, sizeof cp, "cp %s %s", tu_path(tu_data_dir(), "../models/sedflow_default.h5"), bad);
+        hid_t fh = system(cp) == 0 ? H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT) : -1;
+        const int set = fh >= 0 && sf_h5_attr_set_double(fh, "support", "z_max", -1.0) == SF_OK;
+        if (fh >= 0) H5Fclose(fh);
+        snprintf(cmd, sizeof cmd, "%s sample --model %s --x 17.5,16.2,15.6,15.3,15.1,0.05,0.01,0.01,0.01,0.02,5 --n 2 2>&1",
+                 bin, bad);
+        rc = tu_run(cmd, out, sizeof out);
+        CHECK(set && rc == 0 && strstr(out, "# warning: ") && strstr(out, "z range [0, -1] is empty; redshift and colours "
+                                                                          "not checked"),
+              "sample: a malformed /support is a warning in the output: %.200s", out);
+    }
     /* a SED model's sigmas must be positive */
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 17.5,16.2,15.6,15.3,15.1,0.05,-0.01,0.01,0.01,0.02,0.05 --n 5 2>&1",
              bin, tu_path(tu_data_dir(), "../models/sedflow_default.h5"));

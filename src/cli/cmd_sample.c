@@ -86,9 +86,12 @@ int cmd_sample(int argc, char **argv)
                 free(x), free(s), sf_flow_free(f);
                 return cli_usage_error(cmd, "--x value %d (sigma_%c = %g mag) must be > 0", b + 1, "ugriz"[b - 5], sig);
             }
-    char warn[512] = "";
+    char warn[512] = "", nosup[600] = "";
     sf_infer_support sup;
-    if (cfg->C == 11 && sf_infer_support_read(model, &sup) == SF_OK) { /* the SED flow's x */
+    const sf_status sst = cfg->C == 11 ? sf_infer_support_read(model, &sup) : SF_OK; /* the SED flow's x */
+    if (sst) /* a malformed /support must not switch the checks off silently */
+        snprintf(nosup, sizeof nosup, "%s; redshift and colours not checked", sf_last_error());
+    else if (cfg->C == 11) {
         const double z = x[10];
         int k = 0;
         if (!(z > sup.z_min && z <= sup.z_max))
@@ -101,11 +104,13 @@ int cmd_sample(int argc, char **argv)
     }
     sf_error_clear();
     if (*warn) fprintf(stderr, "sedflow sample: warning: x outside the training support:%s the draws extrapolate\n", warn);
+    if (*nosup) fprintf(stderr, "sedflow sample: warning: %s\n", nosup);
     size_t acc = 0;
     double frac = 0;
     st = sf_flow_sample(f, 1, x, (size_t)n, (uint64_t)seed, NULL, NULL, (size_t)maxprop, s, NULL, &acc, &frac, (int)threads);
     if (!st) {
         if (*warn) printf("# warning: x outside the training support:%s the draws extrapolate\n", warn);
+        if (*nosup) printf("# warning: %s\n", nosup);
         printf("# %s\n", *sf_flow_theta_names(f) ? sf_flow_theta_names(f) : "theta");
         if (*sf_flow_theta_units(f)) printf("# units: %s\n", sf_flow_theta_units(f));
         for (size_t i = 0; i < acc; i++) {

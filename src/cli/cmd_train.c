@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -62,7 +63,8 @@ static void help(void)
            "  --max-epochs N     stop after N epochs in total (default: no limit)\n"
            "  --max-minutes M    stop after M minutes of wall time in this run (default: no limit);\n"
            "                     Ctrl-C (SIGINT) or SIGTERM stops the same way: the partial epoch\n"
-           "                     is validated, the checkpoint and the model written (again: abort)\n"
+           "                     is validated, the checkpoint and the model written (again, a\n"
+           "                     second or more later: abort)\n"
            "  --resume           continue from PATH.ckpt (same data, seed, --val-frac and\n"
            "                     architecture: another is refused)\n",
            SF_MAX_THREADS);
@@ -223,16 +225,26 @@ fail_quiet:
 
 /* SIGINT / SIGTERM during training: stop after the current step, validate the
  * partial epoch, write the checkpoint and the model (best weights), exit 0.
- * A second signal kills the process (SA_RESETHAND). */
+ * A second signal at least a second later kills the process (one sooner is the
+ * same request: timeout(1) signals the process and then its process group). */
 static volatile sig_atomic_t interrupted = 0;
+static struct timespec first_signal;
 
 static void on_signal(int signo)
 {
     static const char msg[] = "\nsedflow train: interrupted: finishing this step, validating and writing the model "
-                              "(send the signal again to abort)\n";
-    interrupted = signo;
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
+                              "(signal again to abort)\n";
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* async-signal-safe, as write, signal and raise */
+    if (!interrupted) {
+        interrupted = signo;
+        first_signal = now;
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+    } else if (now.tv_sec - first_signal.tv_sec + 1e-9 * (now.tv_nsec - first_signal.tv_nsec) > 1.0) {
+        signal(signo, SIG_DFL);
+        raise(signo);
+    }
 }
 
 static void catch_signals(void)
@@ -240,7 +252,6 @@ static void catch_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
