@@ -266,6 +266,10 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
     sf_h5_attr_get_string(file, "names", "theta_units", f->theta_units, SF_FLOW_NAME_LEN);
     sf_h5_attr_get_string(file, "names", "x_names", f->x_names, SF_FLOW_NAME_LEN);
     sf_h5_attr_get_string(file, "names", "x_units", f->x_units, SF_FLOW_NAME_LEN);
+    char *nm[4] = {f->theta_names, f->theta_units, f->x_names, f->x_units};
+    for (int i = 0; i < 4; i++) /* a newline would end a '#' header line of sample's output */
+        for (char *c = nm[i]; *c; c++)
+            if ((unsigned char)*c < 0x20) *c = ' ';
     sf_h5_attr_get_long(file, "training", "n_train", &f->meta_n_train);
     sf_h5_attr_get_long(file, "training", "n_val", &f->meta_n_val);
     sf_h5_attr_get_long(file, "training", "batch", &f->meta_batch);

@@ -145,6 +145,11 @@ sf_status sf_flow_alloc(const sf_flow_config *cfg, sf_flow **out)
         return SF_ERROR(SF_EINVAL, "bad flow sizes D=%d C=%d K=%d H=%d", cfg->D, cfg->C, cfg->K, cfg->H);
     if (cfg->theta_map != SF_FLOW_THETA_IDENTITY && cfg->theta_map != SF_FLOW_THETA_LOGIT)
         return SF_ERROR(SF_EINVAL, "unknown theta map %d", (int)cfg->theta_map);
+    /* weights plus the BN-folded evaluation copy, in floats: sizes that cannot overflow */
+    const double nw = (double)cfg->K * ((double)layer_count(cfg->D, cfg->C, 1) * cfg->H + 4.0 * cfg->H * cfg->H);
+    if (nw > 1e12)
+        return SF_ERROR(SF_EINVAL, "a MAF of K=%d blocks of H=%d units needs ~%.2g floats: too large", cfg->K, cfg->H,
+                        nw);
     sf_flow *f = calloc(1, sizeof *f);
     if (!f) return SF_ERROR(SF_ENOMEM, "out of memory");
     f->cfg = *cfg;
