@@ -118,6 +118,10 @@ int cmd_sample(int argc, char **argv)
             putchar('\n');
         }
         printf("# accepted %zu of %ld requested, acceptance fraction %.6f\n", acc, n, frac);
+        if (acc < (size_t)n)
+            fprintf(stderr, "sedflow sample: warning: only %zu of %ld samples: the proposal budget (--max-proposals) "
+                            "ran out at acceptance fraction %.3g (q puts most of its mass outside the prior box)\n",
+                    acc, n, frac);
     }
     free(x), free(s), sf_flow_free(f);
     return st ? cli_fail(cmd, st) : 0;
