@@ -183,7 +183,7 @@ sf_status sf_flow_logq(const sf_flow *f, size_t n, const double *theta, const do
  *   logq      G x n (may be NULL): log q of each returned sample (NaN if none)
  *   n_acc     G (may be NULL): accepted count (n unless the budget ran out)
  *   acc_frac  G (may be NULL): accepted / proposed (the leakage diagnostic)
- * Errors: SF_EINVAL, SF_ENOMEM. */
+ * Errors: SF_EINVAL (also G n D too large to address), SF_ENOMEM. */
 sf_status sf_flow_sample(const sf_flow *f, size_t G, const double *x, size_t n, uint64_t seed,
                          const double *lower, const double *upper, size_t max_proposals,
                          double *samples, double *logq, size_t *n_acc, double *acc_frac,
@@ -234,7 +234,10 @@ sf_status sf_flow_bn_recompute(sf_flow *f, size_t n, const double *theta, const 
 sf_status sf_flow_save(const sf_flow *f, const char *path);
 /* Load a model file (prepared on return).  Errors: SF_EIO, SF_EFORMAT
  * (not a sedflow model, another format_version, or a training checkpoint
- * PATH.ckpt, whose weights are the last epoch's), SF_ENOMEM. */
+ * PATH.ckpt, whose weights are the last epoch's; a non-finite weight, a
+ * negative or non-finite BN running variance, an empty or NaN prior box, or
+ * an infinite one with the logit map), SF_ENOMEM.  Control characters in
+ * the names and units read as spaces. */
 sf_status sf_flow_load(const char *path, sf_flow **out);
 
 /* ---- training data and trainer --------------------------------------- */
@@ -339,7 +342,10 @@ sf_status sf_flow_trainer_set_lr(sf_flow_trainer *t, double lr);
 sf_status sf_flow_trainer_checkpoint(const sf_flow_trainer *t, const char *path);
 /* Restore weights, running stats, Adam state, history, counters and the
  * learning rate (checkpoints from before the plateau rule: cfg->lr) from a
- * checkpoint written for the same data size and configuration. */
+ * checkpoint written for the same data size and configuration.  Errors:
+ * SF_EIO, SF_EFORMAT (another family, architecture, theta map, row count or
+ * seed; and, for checkpoints that record them (since 2026-12-01), another
+ * validation split or other data values: a 64-bit hash of theta and x). */
 sf_status sf_flow_trainer_resume(sf_flow_trainer *t, const char *path);
 /* Record why training stopped ("max_epochs", "max_minutes", ...; stored in
  * the model file's /training attribute `stop`). */
