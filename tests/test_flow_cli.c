@@ -125,6 +125,13 @@ int main(void)
                                                                           "not checked"),
               "sample: a malformed /support is a warning in the output: %.200s", out);
     }
+    /* a feature far outside the training set (a typo) is a warning: the network saturates */
+    snprintf(cmd, sizeof cmd, "%s sample --model %s --x 175,16.2,15.6,15.3,15.1,0.05,0.01,0.01,0.01,0.02,0.05 --n 2 2>&1",
+             bin, tu_path(tu_data_dir(), "../models/sedflow_default.h5"));
+    rc = tu_run(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "# warning: x outside the training support: x value 1 = 175 lies") &&
+              strstr(out, "training standard deviations from the training mean"),
+          "sample: u = 175 mag is a warning: %.200s", out);
     /* a SED model's sigmas must be positive */
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 17.5,16.2,15.6,15.3,15.1,0.05,-0.01,0.01,0.01,0.02,0.05 --n 5 2>&1",
              bin, tu_path(tu_data_dir(), "../models/sedflow_default.h5"));

@@ -1,8 +1,10 @@
 /* sedflow sample: posterior draws theta ~ q(theta | x) for one x. */
 #include <getopt.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "core/threads.h"
@@ -15,10 +17,12 @@ static void help(void)
            "                      [--threads T]\n\n"
            "Draw N samples of theta (sampling-space parameters, the model's units) from\n"
            "q(theta | x); draws outside the model's prior box are rejected and redrawn.\n"
-           "For a SED model (C = 11: 5 magnitudes, 5 sigmas, z) the sigmas must be > 0, and\n"
-           "a '# warning' line (also on stderr) says when z or a colour lies outside the\n"
-           "training support recorded in the model file (its /support group); 'sedflow\n"
-           "infer' makes all the per-galaxy checks (docs/INFER.md).\n"
+           "A '# warning' line (also on stderr) says when a feature lies more than 10\n"
+           "training standard deviations from the training mean.  For a SED model (C = 11:\n"
+           "5 magnitudes, 5 sigmas, z) the sigmas must be > 0, and the warning also says\n"
+           "when z or a colour lies outside the training support recorded in the model\n"
+           "file (its /support group); 'sedflow infer' makes all the per-galaxy checks\n"
+           "(docs/INFER.md).\n"
            "Prints one sample per line (D columns, space-separated); '#' header lines name\n"
            "the columns and give their units, comma-separated (shipped SED models:\n"
            "logmstar [log10 Msun], u1..u3, fburst [-], tburst [Gyr], log10_gamma1,\n"
@@ -101,6 +105,20 @@ int cmd_sample(int argc, char **argv)
             if (x[b] - x[b + 1] < sup.colour_min[b] && k < (int)sizeof warn)
                 k += snprintf(warn + k, sizeof warn - k, " colour %c-%c = %.3f bluer than the training set's %.3f;",
                               "ugriz"[b], "ugriz"[b + 1], x[b] - x[b + 1], sup.colour_min[b]);
+    }
+    { /* any model: a feature far outside the training set (a typo, 1e300) saturates the network */
+        double *xm = malloc(sizeof(double) * 2 * (cfg->C + 1)), *ts = malloc(sizeof(double) * 2 * cfg->D);
+        if (xm && ts) {
+            sf_flow_get_zscore(f, ts, ts + cfg->D, xm, xm + cfg->C);
+            for (int i = 0; i < cfg->C; i++) {
+                const double dev = fabs(x[i] - xm[i]) / xm[cfg->C + i];
+                const size_t k = strlen(warn);
+                if (dev > 10 && k + 80 < sizeof warn)
+                    snprintf(warn + k, sizeof warn - k, " x value %d = %g lies %.3g training standard deviations "
+                             "from the training mean %g;", i + 1, x[i], dev, xm[i]);
+            }
+        }
+        free(xm), free(ts);
     }
     sf_error_clear();
     if (*warn) fprintf(stderr, "sedflow sample: warning: x outside the training support:%s the draws extrapolate\n", warn);
