@@ -1,4 +1,5 @@
-/* Core utilities: error messages and reproducible random streams. */
+/* Core utilities: error messages (a message may wrap the previous one) and
+ * reproducible random streams. */
 #include <math.h>
 #include <string.h>
 
@@ -13,6 +14,11 @@ int main(void)
     sf_status st = SF_ERROR(SF_EDOMAIN, "redshift %g outside (0, 0.6]", 0.7);
     CHECK(st == SF_EDOMAIN, "SF_ERROR returns its code");
     CHECK(strstr(sf_last_error(), "main(") && strstr(sf_last_error(), "0.7"), "message has origin and text: %s", sf_last_error());
+    /* a cause wrapped in context: the message may be an argument of the next */
+    SF_ERROR(SF_EFORMAT, "attribute '%s' missing", "n_rows");
+    SF_ERROR(SF_EFORMAT, "malformed group: %s", sf_last_error());
+    CHECK(strstr(sf_last_error(), "malformed group: main(") && strstr(sf_last_error(), "attribute 'n_rows' missing"),
+          "sf_last_error() as an argument keeps the cause: %s", sf_last_error());
 
     /* Streams: same (seed, stream) -> same numbers; different -> different. */
     gsl_rng *a = sf_rng_alloc(1), *b = sf_rng_alloc(1);

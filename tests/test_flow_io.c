@@ -31,6 +31,13 @@ int main(void)
     CHECK(d->lower[1] == -20 && d->upper[2] == 20 && !strcmp(d->theta_names, "a,b,c,d,e,f,g,h"), "prior box and names read");
     sf_flow_data *bad = NULL;
     CHECK(sf_flow_data_load("/nonexistent.h5", &bad) == SF_EIO && !bad, "missing file: %s", sf_last_error());
+    { /* an empty prior box: train would write a model that sf_flow_load refuses */
+        char empty[300];
+        snprintf(empty, sizeof empty, "%s/emptybox.h5", dir);
+        CHECK(synth_write_box(empty, &m, 100, 3, 0, 0) == 0 && sf_flow_data_load(empty, &bad) == SF_EFORMAT && !bad &&
+                  strstr(sf_last_error(), "empty or not a number"),
+              "a training file with an empty prior box is refused: %s", sf_last_error());
+    }
     {   /* sedflow simulate's attributes: column_names, and units that only refer to them */
         char sim[256];
         snprintf(sim, sizeof sim, "%s/sim.h5", dir);

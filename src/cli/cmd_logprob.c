@@ -13,9 +13,9 @@ static void help(void)
            "Evaluate log q(theta_true | x) (nats, in the units of the sampling-space\n"
            "parameters theta_u, so it compares with sbi's log_prob) for every row of a\n"
            "held-out set and print its mean, standard deviation and standard error.\n"
-           "A row whose theta lies outside the model's prior box has log q = -inf,\n"
-           "and then so has the mean: the count of such rows and the mean over the\n"
-           "finite rows follow it.\n\n"
+           "A row whose theta lies outside the prior box of a logit-map model (the\n"
+           "default of 'sedflow train') has log q = -inf, and then so has the mean:\n"
+           "the count of such rows and the mean over the finite rows follow it.\n\n"
            "  --model PATH   model file written by 'sedflow train'\n"
            "  --data PATH    set with datasets theta_u (n x D) and x (n x C)\n"
            "  --threads T    OpenMP threads (default: all)\n");
@@ -59,9 +59,10 @@ int cmd_logprob(int argc, char **argv)
     if (!lq) st = SF_ERROR(SF_ENOMEM, "out of memory");
     if (!st) st = sf_flow_logq(f, d->n, d->theta, d->x, lq, (int)threads);
     if (!st) {
-        /* rows with theta outside the model's prior box have log q = -inf,
-         * and so has the mean: a model that gives them no density is not as
-         * good as one that does (the finite rows' mean is printed after) */
+        /* rows with theta outside the prior box of a logit-map model have
+         * log q = -inf, and so has the mean: a model that gives them no
+         * density is not as good as one that does (the finite rows' mean is
+         * printed after; n counts every row) */
         double s = 0, s2 = 0;
         size_t n_out = 0, n_nan = 0;
         for (size_t i = 0; i < d->n; i++) {
@@ -78,11 +79,11 @@ int cmd_logprob(int argc, char **argv)
             printf("mean log q = %.6f\nstd log q = %.6f\nstderr mean = %.6f\nn = %zu\n", mean, sd, se, n);
         } else {
             printf("mean log q = %s\nstd log q = nan\nstderr mean = nan\nn = %zu\n", n_nan ? "nan" : "-inf", d->n);
-            if (n_out) printf("outside the prior box (log q = -inf) = %zu\n", n_out);
-            if (n_nan) printf("log q not a number = %zu\n", n_nan);
+            if (n_out) printf("rows with log q = -inf = %zu\n", n_out);
+            if (n_nan) printf("rows with log q = +inf or NaN = %zu\n", n_nan);
             printf("finite rows: mean log q = %.6f, std %.6f, stderr %.6f, n = %zu\n", mean, sd, se, n);
             fprintf(stderr, "sedflow logprob: warning: %zu of %zu rows have no finite log q%s\n", n_out + n_nan, d->n,
-                    n_out ? " (theta outside the model's prior box)" : "");
+                    n_out ? " (-inf: theta outside the prior box of a logit-map model, or an overflow)" : "");
         }
     }
     free(lq);

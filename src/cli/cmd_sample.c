@@ -90,7 +90,7 @@ int cmd_sample(int argc, char **argv)
                 free(x), free(s), sf_flow_free(f);
                 return cli_usage_error(cmd, "--x value %d (sigma_%c = %g mag) must be > 0", b + 1, "ugriz"[b - 5], sig);
             }
-    char warn[512] = "", nosup[600] = "";
+    char warn[4096] = "", nosup[1200] = "";
     sf_infer_support sup;
     const sf_status sst = cfg->C == 11 ? sf_infer_support_read(model, &sup) : SF_OK; /* the SED flow's x */
     if (sst) /* a malformed /support must not switch the checks off silently */
@@ -113,7 +113,7 @@ int cmd_sample(int argc, char **argv)
             for (int i = 0; i < cfg->C; i++) {
                 const double dev = fabs(x[i] - xm[i]) / xm[cfg->C + i];
                 const size_t k = strlen(warn);
-                if (dev > 10 && k + 80 < sizeof warn)
+                if (dev > 10 && k + 200 < sizeof warn)
                     snprintf(warn + k, sizeof warn - k, " x value %d = %g lies %.3g training standard deviations "
                              "from the training mean %g;", i + 1, x[i], dev, xm[i]);
             }

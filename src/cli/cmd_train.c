@@ -237,8 +237,8 @@ static void on_signal(int signo)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now); /* async-signal-safe, as write, signal and raise */
     if (!interrupted) {
+        first_signal = now; /* before the flag: a second handler (another thread) reads it */
         interrupted = signo;
-        first_signal = now;
         ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
         (void)w;
     } else if (now.tv_sec - first_signal.tv_sec + 1e-9 * (now.tv_nsec - first_signal.tv_nsec) > 1.0) {
@@ -252,7 +252,10 @@ static void catch_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* a write to a stderr pipe goes on */
     sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT);
+    sigaddset(&sa.sa_mask, SIGTERM);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 }
@@ -332,6 +335,8 @@ int cmd_train(int argc, char **argv)
     if (H == LONG_MIN) H = nsf ? 128 : 500;
     if (batch == LONG_MIN) batch = nsf ? 512 : 50;
     if (K < 1 || H < 1) return cli_usage_error(cmd, "--blocks %ld, --hidden %ld: both must be >= 1", K, H);
+    if (K > 4096 || H > 1000000) /* what sf_flow_load accepts (and no wrap when cast to int) */
+        return cli_usage_error(cmd, "--blocks %ld, --hidden %ld: at most 4096 and 1000000", K, H);
     if (batch < 2) return cli_usage_error(cmd, "--batch %ld: must be >= 2 (batch norm needs 2 rows)", batch);
     if (patience < 1) return cli_usage_error(cmd, "--patience %ld: must be >= 1", patience);
     if (max_epochs < 0 || !(max_minutes >= 0))
@@ -418,7 +423,7 @@ int cmd_train(int argc, char **argv)
                     lr_patience, sf_flow_trainer_lr(t));
         if ((st = sf_flow_trainer_checkpoint(t, ckpt))) goto fail;
         if (stop) break;
-        if (late) {
+        if (late || interrupted) { /* a signal during the validation or the checkpoint: no new epoch */
             reason = interrupted ? "interrupted" : "max_minutes";
             break;
         }

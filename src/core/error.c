@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char sf__msg[1024];
 
@@ -27,11 +28,15 @@ const char *sf_status_name(sf_status s)
 
 sf_status sf_error_set(sf_status code, const char *func, int line, const char *fmt, ...)
 {
-    int k = snprintf(sf__msg, sizeof sf__msg, "%s(%d): ", func, line);
-    if (k < 0 || (size_t)k >= sizeof sf__msg) return code;
+    /* formatted aside first: an argument may be sf_last_error() itself (a
+     * cause wrapped in context), which formatting in place would overwrite */
+    char buf[sizeof sf__msg];
+    int k = snprintf(buf, sizeof buf, "%s(%d): ", func, line);
+    if (k < 0 || (size_t)k >= sizeof buf) return code;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(sf__msg + k, sizeof sf__msg - (size_t)k, fmt, ap);
+    vsnprintf(buf + k, sizeof buf - (size_t)k, fmt, ap);
     va_end(ap);
+    memcpy(sf__msg, buf, sizeof buf);
     return code;
 }

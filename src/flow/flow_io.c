@@ -380,6 +380,12 @@ sf_status sf_flow_data_load(const char *path, sf_flow_data **out)
     }
     TRY(sf_h5_read_double_into(file, "prior/lower", d1[1], d->lower));
     TRY(sf_h5_read_double_into(file, "prior/upper", d1[1], d->upper));
+    for (size_t i = 0; i < d1[1]; i++) /* a model trained on it would be refused on load */
+        if (!(d->lower[i] < d->upper[i])) {
+            st = SF_ERROR(SF_EFORMAT, "'%s': prior box of parameter %zu is [%g, %g]: empty or not a number", path, i,
+                          d->lower[i], d->upper[i]);
+            goto done;
+        }
     for (size_t i = 0; i < d->n * d1[1]; i++)
         if (!isfinite(d->theta[i])) {
             st = SF_ERROR(SF_EFORMAT, "'%s': theta_u row %zu not finite", path, i / d1[1]);
