@@ -32,16 +32,16 @@ int main(void)
     rc = tu_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "resumed after epoch 2") && strstr(out, "epoch    3") && !strstr(out, "epoch    1"),
           "--resume continues at epoch 3 (rc %d)", rc);
-    /* SIGINT mid-training: the model is still written (the last epoch partial) */
+    /* SIGINT mid-training: the model is still written */
     char intm[256];
     snprintf(intm, sizeof intm, "%s/interrupted.h5", dir);
     snprintf(cmd, sizeof cmd, "timeout --preserve-status -s INT 2 %s train --data %s --out %s --blocks 2 --hidden 16 "
              "--batch 64 --max-epochs 100000 --patience 100000 --threads 1 2>&1", bin, data, intm);
     rc = tu_run(cmd, out, sizeof out);
     sf_flow *fi = NULL;
-    CHECK(rc == 0 && strstr(out, "stopped (interrupted); wrote") && strstr(out, "(partial)") &&
-              sf_flow_load(intm, &fi) == SF_OK,
-          "SIGINT: the partial epoch is validated and the model written (rc %d): %.200s", rc,
+    /* (the epoch line says "(partial)" unless the signal came during a validation or checkpoint) */
+    CHECK(rc == 0 && strstr(out, "stopped (interrupted); wrote") && sf_flow_load(intm, &fi) == SF_OK,
+          "SIGINT: the model is written, exit 0 (rc %d): %.200s", rc,
           strstr(out, "interrupted") ? strstr(out, "interrupted") : out);
     sf_flow_free(fi);
     /* another validation split, or other data of the same size: refused */
