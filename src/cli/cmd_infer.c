@@ -103,7 +103,7 @@ static void default_model(char *buf, size_t len)
 {
     const char *e = getenv("SEDFLOW_MODEL");
     if (e && *e) snprintf(buf, len, "%s", e);
-    else snprintf(buf, len, "%s/../models/sedflow_default.h5", SEDFLOW_DEFAULT_DATA);
+    else snprintf(buf, len, "%s/sedflow_default.h5", SEDFLOW_MODELS_DIR);
 }
 
 static int file_exists(const char *p)

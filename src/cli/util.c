@@ -115,7 +115,7 @@ void cli_noise_path(char *buf, size_t len)
 {
     const char *env = getenv("SEDFLOW_NOISE");
     if (env && *env) snprintf(buf, len, "%s", env);
-    else snprintf(buf, len, "%s/../models/noise_nsa.h5", SEDFLOW_DEFAULT_DATA); /* models/ beside data/ */
+    else snprintf(buf, len, "%s/noise_nsa.h5", SEDFLOW_MODELS_DIR); /* the source tree's (not via data/..: it may not exist) */
 }
 
 double cli_now(void)
