@@ -23,6 +23,8 @@ int main(void)
     synth_init(&m, 3, 2, 4);
     CHECK(synth_write(data, &m, 3000, 4) == 0, "wrote training file");
     const char *bin = tu_cli();
+    char shipped[512]; /* the shipped default model (tu_path's buffer is reused) */
+    snprintf(shipped, sizeof shipped, "%s", tu_path(tu_data_dir(), "../models/sedflow_default.h5"));
     snprintf(cmd, sizeof cmd, "%s train --data %s --out %s --blocks 2 --hidden 16 --batch 64 --max-epochs 2 --threads 1 2>&1",
              bin, data, model);
     int rc = tu_run(cmd, out, sizeof out);
@@ -112,9 +114,9 @@ int main(void)
           "train --val-frac 1 names the option: %.120s", out);
     /* a malformed /support group is reported, not a silent end of the checks */
     {
-        char bad[300], cp[700];
+        char bad[300], cp[900];
         snprintf(bad, sizeof bad, "%s/badsupport.h5", dir);
-        snprintf(cp, sizeof cp, "cp %s %s", tu_path(tu_data_dir(), "../models/sedflow_default.h5"), bad);
+        snprintf(cp, sizeof cp, "cp %s %s", shipped, bad);
         hid_t fh = system(cp) == 0 ? H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT) : -1;
         const int set = fh >= 0 && sf_h5_attr_set_double(fh, "support", "z_max", -1.0) == SF_OK;
         if (fh >= 0) H5Fclose(fh);
@@ -127,14 +129,14 @@ int main(void)
     }
     /* a feature far outside the training set (a typo) is a warning: the network saturates */
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 175,16.2,15.6,15.3,15.1,0.05,0.01,0.01,0.01,0.02,0.05 --n 2 2>&1",
-             bin, tu_path(tu_data_dir(), "../models/sedflow_default.h5"));
+             bin, shipped);
     rc = tu_run(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "# warning: x outside the training support: x value 1 = 175 lies") &&
               strstr(out, "training standard deviations from the training mean"),
           "sample: u = 175 mag is a warning: %.200s", out);
     /* a SED model's sigmas must be positive */
     snprintf(cmd, sizeof cmd, "%s sample --model %s --x 17.5,16.2,15.6,15.3,15.1,0.05,-0.01,0.01,0.01,0.02,0.05 --n 5 2>&1",
-             bin, tu_path(tu_data_dir(), "../models/sedflow_default.h5"));
+             bin, shipped);
     rc = tu_run(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "sigma_g = -0.01 mag) must be > 0"), "a negative sigma is a usage error: %.120s", out);
     snprintf(cmd, sizeof cmd, "%s logprob --model %s --data %s 2>&1", bin, data, data);

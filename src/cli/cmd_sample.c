@@ -1,6 +1,7 @@
 /* sedflow sample: posterior draws theta ~ q(theta | x) for one x. */
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,50 @@ static void help(void)
            "  --max-proposals P     proposal budget (default 100 N); fewer than N samples\n"
            "                        are printed when it runs out\n"
            "  --threads T           OpenMP threads, 0 to %d (default 0: all cores)\n", SF_MAX_THREADS);
+}
+
+/* Append a printf-formatted piece to the string in buf (size len), truncating. */
+static void appendf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void appendf(char *buf, size_t len, const char *fmt, ...)
+{
+    const size_t k = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    if (k + 1 < len) vsnprintf(buf + k, len - k, fmt, ap);
+    va_end(ap);
+}
+
+/* Where x lies outside the training data, in warn (pieces ending ';'): any
+ * model, a feature more than 10 training standard deviations from the
+ * training mean (a typo or 1e300 saturates the network); a SED model (C =
+ * 11), z or a colour outside the /support group.  A /support that cannot be
+ * read is said in nosup (it must not switch the checks off silently). */
+static void x_warnings(const sf_flow *f, const char *model, const double *x, char *warn, size_t wlen, char *nosup,
+                       size_t nlen)
+{
+    const int C = sf_flow_get_config(f)->C;
+    sf_infer_support sup;
+    if (C == 11 && sf_infer_support_read(model, &sup)) /* the SED flow's x: 5 mags, 5 sigmas, z */
+        snprintf(nosup, nlen, "%s; redshift and colours not checked", sf_last_error());
+    else if (C == 11) {
+        const double z = x[10];
+        if (!(z > sup.z_min && z <= sup.z_max))
+            appendf(warn, wlen, " redshift %g outside the trained (%g, %g];", z, sup.z_min, sup.z_max);
+        for (int b = 0; b < SF_INFER_NCOLOUR && sup.has_colour; b++)
+            if (x[b] - x[b + 1] < sup.colour_min[b])
+                appendf(warn, wlen, " colour %c-%c = %.3f bluer than the training set's %.3f;", "ugriz"[b],
+                        "ugriz"[b + 1], x[b] - x[b + 1], sup.colour_min[b]);
+    }
+    double *xm = malloc(sizeof(double) * 2 * (size_t)(C + 1)); /* x means, then standard deviations */
+    if (!xm) return;
+    sf_flow_get_zscore(f, NULL, NULL, xm, xm + C);
+    for (int i = 0; i < C; i++) {
+        const double dev = fabs(x[i] - xm[i]) / xm[C + i];
+        if (dev > 10)
+            appendf(warn, wlen, " x value %d = %g lies %.3g training standard deviations from the training mean %g;",
+                    i + 1, x[i], dev, xm[i]);
+    }
+    free(xm);
 }
 
 int cmd_sample(int argc, char **argv)
@@ -91,35 +136,7 @@ int cmd_sample(int argc, char **argv)
                 return cli_usage_error(cmd, "--x value %d (sigma_%c = %g mag) must be > 0", b + 1, "ugriz"[b - 5], sig);
             }
     char warn[4096] = "", nosup[1200] = "";
-    sf_infer_support sup;
-    const sf_status sst = cfg->C == 11 ? sf_infer_support_read(model, &sup) : SF_OK; /* the SED flow's x */
-    if (sst) /* a malformed /support must not switch the checks off silently */
-        snprintf(nosup, sizeof nosup, "%s; redshift and colours not checked", sf_last_error());
-    else if (cfg->C == 11) {
-        const double z = x[10];
-        int k = 0;
-        if (!(z > sup.z_min && z <= sup.z_max))
-            k += snprintf(warn + k, sizeof warn - k, " redshift %g outside the trained (%g, %g];", z, sup.z_min,
-                          sup.z_max);
-        for (int b = 0; b < SF_INFER_NCOLOUR && sup.has_colour; b++)
-            if (x[b] - x[b + 1] < sup.colour_min[b] && k < (int)sizeof warn)
-                k += snprintf(warn + k, sizeof warn - k, " colour %c-%c = %.3f bluer than the training set's %.3f;",
-                              "ugriz"[b], "ugriz"[b + 1], x[b] - x[b + 1], sup.colour_min[b]);
-    }
-    { /* any model: a feature far outside the training set (a typo, 1e300) saturates the network */
-        double *xm = malloc(sizeof(double) * 2 * (cfg->C + 1)), *ts = malloc(sizeof(double) * 2 * cfg->D);
-        if (xm && ts) {
-            sf_flow_get_zscore(f, ts, ts + cfg->D, xm, xm + cfg->C);
-            for (int i = 0; i < cfg->C; i++) {
-                const double dev = fabs(x[i] - xm[i]) / xm[cfg->C + i];
-                const size_t k = strlen(warn);
-                if (dev > 10 && k + 200 < sizeof warn)
-                    snprintf(warn + k, sizeof warn - k, " x value %d = %g lies %.3g training standard deviations "
-                             "from the training mean %g;", i + 1, x[i], dev, xm[i]);
-            }
-        }
-        free(xm), free(ts);
-    }
+    x_warnings(f, model, x, warn, sizeof warn, nosup, sizeof nosup);
     sf_error_clear();
     if (*warn) fprintf(stderr, "sedflow sample: warning: x outside the training support:%s the draws extrapolate\n", warn);
     if (*nosup) fprintf(stderr, "sedflow sample: warning: %s\n", nosup);

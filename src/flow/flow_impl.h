@@ -91,6 +91,11 @@ void sf_maf_view_of(const sf_flow *f, float *base, int k, sf_maf_view *v);
 double sf_flow_theta_to_v(const sf_flow *f, const double *th, double *v);
 double sf_flow_v_to_theta(const sf_flow *f, const double *v, double *th);
 
+/* The first parameter d whose prior box [lower[d], upper[d]] is empty or
+ * NaN, or (need_finite: the logit map) not finite, with the reason in *why;
+ * -1 when every box is usable (maf.c). */
+int sf_flow_box_bad(int D, const double *lower, const double *upper, int need_finite, const char **why);
+
 /* One row of flow input: u (D) = z-scored box-mapped theta, xz (C) =
  * z-scored x (untouched when C = 0); returns the box map's log |dv/dth|,
  * which log q adds.  Used by every log q, training and BN pass. */

@@ -254,13 +254,13 @@ sf_status sf_flow_read_h5(hid_t file, const char *path, sf_flow **out)
     }
     TRY(sf_h5_read_double_into(file, "prior/lower", (size_t)D, f->lower));
     TRY(sf_h5_read_double_into(file, "prior/upper", (size_t)D, f->upper));
-    for (long long i = 0; i < D; i++) /* the logit map needs a finite box */
-        if (!(f->lower[i] < f->upper[i]) ||
-            (map == SF_FLOW_THETA_LOGIT && !(isfinite(f->lower[i]) && isfinite(f->upper[i])))) {
-            st = SF_ERROR(SF_EFORMAT, "'%s': prior box of parameter %lld is [%g, %g]: %s", path, i, f->lower[i],
-                          f->upper[i], f->lower[i] < f->upper[i] ? "not finite (logit map)" : "empty or not a number");
-            goto done;
-        }
+    const char *why;
+    const int bad = sf_flow_box_bad((int)D, f->lower, f->upper, map == SF_FLOW_THETA_LOGIT, &why);
+    if (bad >= 0) {
+        st = SF_ERROR(SF_EFORMAT, "'%s': prior box of parameter %d is [%g, %g]: %s", path, bad, f->lower[bad],
+                      f->upper[bad], why);
+        goto done;
+    }
     sf_flow_set_prior(f, NULL, NULL); /* derived constants */
     sf_h5_attr_get_string(file, "names", "theta_names", f->theta_names, SF_FLOW_NAME_LEN);
     sf_h5_attr_get_string(file, "names", "theta_units", f->theta_units, SF_FLOW_NAME_LEN);
@@ -380,12 +380,13 @@ sf_status sf_flow_data_load(const char *path, sf_flow_data **out)
     }
     TRY(sf_h5_read_double_into(file, "prior/lower", d1[1], d->lower));
     TRY(sf_h5_read_double_into(file, "prior/upper", d1[1], d->upper));
-    for (size_t i = 0; i < d1[1]; i++) /* a model trained on it would be refused on load */
-        if (!(d->lower[i] < d->upper[i])) {
-            st = SF_ERROR(SF_EFORMAT, "'%s': prior box of parameter %zu is [%g, %g]: empty or not a number", path, i,
-                          d->lower[i], d->upper[i]);
-            goto done;
-        }
+    const char *why; /* a model trained on an empty box would be refused on load */
+    const int bad = sf_flow_box_bad((int)d1[1], d->lower, d->upper, 0, &why);
+    if (bad >= 0) {
+        st = SF_ERROR(SF_EFORMAT, "'%s': prior box of parameter %d is [%g, %g]: %s", path, bad, d->lower[bad],
+                      d->upper[bad], why);
+        goto done;
+    }
     for (size_t i = 0; i < d->n * d1[1]; i++)
         if (!isfinite(d->theta[i])) {
             st = SF_ERROR(SF_EFORMAT, "'%s': theta_u row %zu not finite", path, i / d1[1]);

@@ -191,8 +191,9 @@ sf_status sf_flow_sample(const sf_flow *f, size_t G, const double *x, size_t n, 
     if (!samples || (f->C > 0 && !x)) return SF_ERROR(SF_EINVAL, "NULL samples or x");
     if ((lower == NULL) != (upper == NULL)) return SF_ERROR(SF_EINVAL, "give both box bounds or neither");
     const double *lo = lower ? lower : f->lower, *hi = upper ? upper : f->upper;
-    for (int d = 0; d < f->D; d++)
-        if (!(lo[d] < hi[d])) return SF_ERROR(SF_EINVAL, "empty box in dimension %d: [%g, %g]", d, lo[d], hi[d]);
+    const char *why;
+    const int bad = sf_flow_box_bad(f->D, lo, hi, 0, &why);
+    if (bad >= 0) return SF_ERROR(SF_EINVAL, "empty box in dimension %d: [%g, %g]", bad, lo[bad], hi[bad]);
     /* G n D doubles of samples, 100 n proposals: sizes that cannot overflow */
     if (n > SIZE_MAX / 128 / (size_t)f->D / sizeof(double) / G)
         return SF_ERROR(SF_EINVAL, "%zu galaxies x %zu samples is too many", G, n);

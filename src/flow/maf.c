@@ -392,6 +392,17 @@ void sf_flow_set_prior(sf_flow *f, const double *lower, const double *upper)
     for (int d = 0; d < f->D; d++) f->log_box_sum += log(f->upper[d] - f->lower[d]);
 }
 
+int sf_flow_box_bad(int D, const double *lower, const double *upper, int need_finite, const char **why)
+{
+    for (int d = 0; d < D; d++) {
+        if (!(lower[d] < upper[d])) *why = "empty or not a number";
+        else if (need_finite && !(isfinite(lower[d]) && isfinite(upper[d]))) *why = "not finite (logit map)";
+        else continue;
+        return d;
+    }
+    return -1;
+}
+
 void sf_flow_get_prior(const sf_flow *f, double *lower, double *upper)
 {
     if (lower) memcpy(lower, f->lower, (size_t)f->D * sizeof(double));

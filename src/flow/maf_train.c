@@ -176,6 +176,16 @@ void sf_maf_lin_rows(int B, int a, int b, int p, const float *X, int ldx, const 
         sf_flow_sgemm(0, 1, B, b - a, p, 1.f, X, ldx, W + (size_t)a * ldw, ldw, 1.f, Y + a, ldy);
 }
 
+/* db[a:b] = column sums of dY (B rows), summed in double in row order (acc:
+ * scratch of at least b doubles). */
+static void bias_grad(int B, int a, int b, const float *dY, int ldy, float *db, double *acc)
+{
+    for (int o = a; o < b; o++) acc[o] = 0;
+    for (int r = 0; r < B; r++)
+        for (int o = a; o < b; o++) acc[o] += dY[(size_t)r * ldy + o];
+    for (int o = a; o < b; o++) db[o] = (float)acc[o];
+}
+
 /* dW[a:b, 0:p] = dY[:, a:b]^T X[:, 0:p];  db[a:b] = column sums of dY. */
 static void grad_rows(int B, int a, int b, int p, const float *dY, int ldy, const float *X, int ldx,
                       float *dW, int ldw, float *db, double *acc)
@@ -184,10 +194,7 @@ static void grad_rows(int B, int a, int b, int p, const float *dY, int ldy, cons
     if (p > 0)
         sf_flow_sgemm(1, 0, b - a, p, B, 1.f, dY + a, ldy, X, ldx, 0.f,
                     dW + (size_t)a * ldw, ldw);
-    for (int o = a; o < b; o++) acc[o] = 0;
-    for (int r = 0; r < B; r++)
-        for (int o = a; o < b; o++) acc[o] += dY[(size_t)r * ldy + o];
-    for (int o = a; o < b; o++) db[o] = (float)acc[o];
+    bias_grad(B, a, b, dY, ldy, db, acc);
 }
 
 /* ---- masked products through the packed micro-kernel (maf_gemm.c) ----
@@ -263,10 +270,7 @@ static void grad_rows_masked(int B, int ua, int ub, const float *dY, int ldy, co
                              imin(SF_GEMM_NR, ldx - j0), NULL, ncol);
             }
     }
-    for (int o = ua; o < ub; o++) acc[o] = 0;
-    for (int r = 0; r < B; r++)
-        for (int o = ua; o < ub; o++) acc[o] += dY[(size_t)r * ldy + o];
-    for (int o = ua; o < ub; o++) db[o] = (float)acc[o];
+    bias_grad(B, ua, ub, dY, ldy, db, acc);
 }
 
 /* Batch norm forward (batch statistics) of units [a, b).  Per-unit sums in

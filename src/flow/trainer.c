@@ -109,11 +109,11 @@ sf_status sf_flow_trainer_alloc(sf_flow *f, const sf_flow_data *d, const sf_flow
     *out = NULL;
     if (d->D != f->D || d->C != f->C)
         return SF_ERROR(SF_EINVAL, "data has D=%d C=%d, flow D=%d C=%d", d->D, d->C, f->D, f->C);
-    for (int i = 0; i < d->D; i++) /* the box the model will carry: sf_flow_load's conditions */
-        if (!(d->lower[i] < d->upper[i]) ||
-            (f->cfg.theta_map == SF_FLOW_THETA_LOGIT && !(isfinite(d->lower[i]) && isfinite(d->upper[i]))))
-            return SF_ERROR(SF_EINVAL, "prior box of parameter %d is [%g, %g]: %s", i, d->lower[i], d->upper[i],
-                            d->lower[i] < d->upper[i] ? "not finite (logit map)" : "empty or not a number");
+    const char *why; /* the box the model will carry: sf_flow_load's conditions */
+    const int bad = sf_flow_box_bad(d->D, d->lower, d->upper, f->cfg.theta_map == SF_FLOW_THETA_LOGIT, &why);
+    if (bad >= 0)
+        return SF_ERROR(SF_EINVAL, "prior box of parameter %d is [%g, %g]: %s", bad, d->lower[bad], d->upper[bad],
+                        why);
     if (cfg->batch < 2 || !(cfg->lr > 0) || !(cfg->val_frac > 0 && cfg->val_frac < 1) || cfg->patience < 1 ||
         cfg->precise_bn_rows == 1 || !(cfg->lr_decay >= 0 && cfg->lr_decay < 1) ||
         (cfg->lr_decay > 0 && (cfg->lr_patience < 1 || !(cfg->lr_min > 0))))
